@@ -1,0 +1,982 @@
+//! A partition log: an ordered run of segments with a log start offset (first
+//! readable offset) and a log end offset (the offset the next append gets).
+//!
+//! Invariants:
+//! - Segments are sorted by base offset; only the last (the active segment) is
+//!   appended to; every other one is sealed (indexes trimmed, files fsynced,
+//!   listed in `tidelog.checkpoint` with its length and CRC-32C).
+//! - Offsets are dense from the start: each appended batch gets base offset =
+//!   log end offset.
+//! - Readers see only whole batches below the published end of each segment.
+//!
+//! Thread-safety: `PartitionLog` is `Send + Sync`. One `RwLock` guards the
+//! segment list and offsets; appends take it for writing, readers take it for
+//! reading only long enough to clone `Bytes` views, then decode without it.
+//! Sealing on roll currently runs under the write lock (see ARCHITECTURE.md).
+
+use crate::batch::{self, BatchHeader, BatchRecord, Frame};
+use crate::checkpoint::{Checkpoint, CleanClose, SealedSegment, CHECKPOINT_FILE};
+use crate::clock::Clock;
+use crate::error::{CorruptReason, Error, Result};
+use crate::limits::{BATCH_BYTES_MAX, SEGMENTS_PER_PARTITION_MAX, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use crate::record::Record;
+use crate::segment::{self, AppendState, Resume, ScanFrom, Segment, SegmentSettings, ViewRead};
+use crate::vfs::{self, Vfs, TMP_MARK};
+use parking_lot::RwLock;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Settings of one partition log (a topic's segment settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionConfig {
+    /// Roll when the active segment would pass this many bytes (default 1 GiB).
+    pub segment_bytes: u64,
+    /// Roll when the active segment's records span more than this (default 7 days).
+    pub segment_ms: u64,
+    /// Bytes between offset-index entries (default 4096).
+    pub index_interval_bytes: u32,
+    /// Maximum size of each index file (default 10 MiB).
+    pub index_bytes: u64,
+}
+
+impl Default for PartitionConfig {
+    fn default() -> Self {
+        PartitionConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            index_interval_bytes: 4096,
+            index_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+impl PartitionConfig {
+    fn validate(&self) -> Result<()> {
+        let bad = |field, reason: String| Err(Error::InvalidConfig { field, reason });
+        if self.segment_bytes < SEGMENT_BYTES_MIN || self.segment_bytes > SEGMENT_BYTES_MAX {
+            return bad(
+                "segment_bytes",
+                format!(
+                    "{} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}",
+                    self.segment_bytes
+                ),
+            );
+        }
+        if self.segment_ms == 0 {
+            return bad("segment_ms", "must be at least 1".into());
+        }
+        if self.index_interval_bytes == 0 {
+            return bad("index_interval_bytes", "must be at least 1".into());
+        }
+        if self.index_bytes < 24 || self.index_bytes > crate::limits::INDEX_BYTES_MAX {
+            return bad(
+                "index_bytes",
+                format!(
+                    "{} is outside 24..={}",
+                    self.index_bytes,
+                    crate::limits::INDEX_BYTES_MAX
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn settings(&self) -> SegmentSettings {
+        SegmentSettings {
+            index_interval_bytes: self.index_interval_bytes,
+            index_bytes: self.index_bytes,
+            segment_bytes: self.segment_bytes,
+        }
+    }
+}
+
+/// What recovery found and did when a partition was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The previous close was clean and its record matched the files.
+    pub clean: bool,
+    /// Segments opened.
+    pub segments: usize,
+    /// Segments whose log was scanned batch by batch.
+    pub scanned_segments: usize,
+    /// Index files rebuilt from their log.
+    pub indexes_rebuilt: usize,
+    /// Bytes cut from the end of the log (a torn tail).
+    pub truncated_bytes: u64,
+    /// Files the cut bytes were copied to, for inspection.
+    pub torn_files: Vec<PathBuf>,
+    /// Damaged byte ranges kept in place (quarantined): (file, start, end).
+    pub quarantined: Vec<(PathBuf, u64, u64)>,
+    /// Bytes that were known synced but had to be cut (data lost at rest).
+    pub synced_bytes_lost: u64,
+    /// The checkpoint file was missing or damaged (everything was scanned).
+    pub checkpoint_damaged: bool,
+    /// Stray files removed (temp files, orphan indexes, `.deleted`, `.cleaned`).
+    pub stray_files_removed: usize,
+}
+
+/// Offsets and timestamps of one appended batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset of the batch's first record.
+    pub base_offset: u64,
+    /// Offset of its last record.
+    pub last_offset: u64,
+    /// Its largest record timestamp.
+    pub max_timestamp: i64,
+    /// Its first record's timestamp.
+    pub base_timestamp: i64,
+}
+
+/// One partition's log. See the module docs.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    vfs: Arc<dyn Vfs>,
+    clock: Arc<dyn Clock>,
+    config: PartitionConfig,
+    nonce: AtomicU64,
+    /// Lock order: this is the only lock of a partition.
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    segments: Vec<Segment>,
+    log_start_offset: u64,
+    /// Sync point: (segment base offset, position) known durable.
+    sync: (u64, u64),
+    /// Set after a failed fsync or an unrecoverable write failure.
+    fenced: Option<String>,
+    closed: bool,
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the partition directory `dir` and recovers it
+    /// (RELIABILITY.md §2.3).
+    ///
+    /// # Errors
+    /// `InvalidConfig` for bad settings; `Io` when the filesystem fails. Bad bytes
+    /// never fail the open: torn tails are cut, damage at rest is quarantined and
+    /// indexes are rebuilt, all listed in the [`RecoveryReport`].
+    pub fn open(
+        vfs: Arc<dyn Vfs>,
+        clock: Arc<dyn Clock>,
+        dir: impl AsRef<Path>,
+        config: PartitionConfig,
+    ) -> Result<(PartitionLog, RecoveryReport)> {
+        Self::open_inner(vfs, clock, dir.as_ref(), config)
+    }
+
+    fn open_inner(
+        vfs: Arc<dyn Vfs>,
+        clock: Arc<dyn Clock>,
+        dir: &Path,
+        config: PartitionConfig,
+    ) -> Result<(PartitionLog, RecoveryReport)> {
+        config.validate()?;
+        let log = PartitionLog {
+            dir: dir.to_owned(),
+            nonce: AtomicU64::new(nonce_seed(clock.now_ms())),
+            vfs,
+            clock,
+            config,
+            inner: RwLock::new(Inner {
+                segments: Vec::new(),
+                log_start_offset: 0,
+                sync: (0, 0),
+                fenced: None,
+                closed: false,
+            }),
+        };
+        let report = log.recover()?;
+        Ok((log, report))
+    }
+
+    fn next_nonce(&self) -> u64 {
+        self.nonce.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The first readable offset.
+    pub fn start_offset(&self) -> u64 {
+        self.inner.read().log_start_offset
+    }
+
+    /// The offset the next append gets (Kafka's log end offset).
+    pub fn end_offset(&self) -> u64 {
+        self.inner.read().end_offset()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.inner.read().segments.len()
+    }
+
+    /// Base offsets of the segments, in order.
+    pub fn segment_base_offsets(&self) -> Vec<u64> {
+        self.inner
+            .read()
+            .segments
+            .iter()
+            .map(Segment::base_offset)
+            .collect()
+    }
+
+    /// Total `.log` bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.read().segments.iter().map(Segment::size).sum()
+    }
+
+    /// Encodes `records` as one batch and appends it. Records without a
+    /// timestamp get the clock's time.
+    ///
+    /// # Errors
+    /// `InvalidRecord` for an empty or unencodable batch, `RecordTooLarge` over
+    /// the batch limit, `Fenced` after a failed fsync, `Closed`, `Io`.
+    pub fn append_records(&self, records: &[Record]) -> Result<Appended> {
+        let mut buf = Vec::new();
+        let now = self.clock.now_ms();
+        let header = batch::encode_batch(&mut buf, 0, records, now).map_err(|e| match e {
+            batch::EncodeError::TooLarge { size } => Error::RecordTooLarge {
+                topic: String::new(),
+                partition: 0,
+                size,
+                max: u64::from(BATCH_BYTES_MAX),
+            },
+            other => Error::InvalidRecord {
+                topic: String::new(),
+                reason: other.to_string(),
+            },
+        })?;
+        self.append_trusted(&mut buf, header)
+    }
+
+    /// Appends one encoded RecordBatch v2 (from any Kafka producer): it is fully
+    /// validated, then its base offset is set to the log end offset.
+    ///
+    /// # Errors
+    /// `InvalidRecord` if the bytes are not exactly one valid batch; otherwise as
+    /// [`PartitionLog::append_records`].
+    pub fn append_batch(&self, batch_bytes: &mut [u8]) -> Result<Appended> {
+        let header = batch::validate_batch(batch_bytes).map_err(|e| Error::InvalidRecord {
+            topic: String::new(),
+            reason: format!("batch rejected at byte {}: {}", e.position, e.reason),
+        })?;
+        if header.size() != batch_bytes.len() {
+            return Err(Error::InvalidRecord {
+                topic: String::new(),
+                reason: format!("{} bytes after the batch", batch_bytes.len() - header.size()),
+            });
+        }
+        if header.records_count <= 0 || header.last_offset_delta + 1 != header.records_count {
+            return Err(Error::InvalidRecord {
+                topic: String::new(),
+                reason: "records count must equal lastOffsetDelta + 1 and be positive".into(),
+            });
+        }
+        self.append_trusted(batch_bytes, header)
+    }
+
+    /// Appends a batch known valid (encoded by us or validated).
+    fn append_trusted(&self, buf: &mut [u8], header: BatchHeader) -> Result<Appended> {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.write();
+        inner.check_writable(&self.dir)?;
+        let base_offset = inner.end_offset();
+        if !batch::set_base_offset(buf, base_offset) {
+            return Err(Error::InvalidRecord {
+                topic: String::new(),
+                reason: "batch shorter than its header".into(),
+            });
+        }
+        let header = BatchHeader {
+            base_offset: base_offset as i64,
+            ..header
+        };
+        let must_roll = inner
+            .segments
+            .last()
+            .is_none_or(|active| active.should_roll(&header, self.config.segment_ms, now));
+        if must_roll {
+            self.roll_locked(&mut inner, now)?;
+        }
+        let Some(active) = inner.segments.last_mut() else {
+            unreachable!("a roll leaves an active segment");
+        };
+        if let Err((e, cut_failed)) = active.append(buf, &header) {
+            if cut_failed {
+                inner.fenced = Some(format!("a failed write could not be undone: {e}"));
+            }
+            return Err(e);
+        }
+        Ok(Appended {
+            base_offset,
+            last_offset: header.last_offset() as u64,
+            max_timestamp: header.max_timestamp,
+            base_timestamp: header.base_timestamp,
+        })
+    }
+
+    /// Seals the active segment (if it holds data) and starts a new one.
+    ///
+    /// # Errors
+    /// `Io` on failure (the partition is then fenced), `Fenced`, `Closed`.
+    pub fn roll(&self) -> Result<()> {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.write();
+        inner.check_writable(&self.dir)?;
+        if inner.segments.last().is_some_and(|s| s.size() == 0) {
+            return Ok(());
+        }
+        self.roll_locked(&mut inner, now)
+    }
+
+    fn roll_locked(&self, inner: &mut Inner, now: i64) -> Result<()> {
+        if inner.segments.len() >= SEGMENTS_PER_PARTITION_MAX {
+            return Err(Error::InvalidConfig {
+                field: "segment_bytes",
+                reason: format!(
+                    "partition {} reached the limit of {SEGMENTS_PER_PARTITION_MAX} segments",
+                    self.dir.display()
+                ),
+            });
+        }
+        let result = (|| {
+            let next_base = inner.end_offset();
+            if let Some(active) = inner.segments.last_mut() {
+                if active.size() == 0 {
+                    return Ok(());
+                }
+                active.seal()?;
+                active.set_next_offset_bound(next_base);
+            }
+            let segment = Segment::create(&*self.vfs, &self.dir, next_base, self.config.settings(), now)?;
+            self.vfs.sync_dir(&self.dir)?;
+            inner.segments.push(segment);
+            inner.sync = (next_base, 0);
+            self.write_checkpoint(inner, None)
+        })();
+        if let Err(e) = &result {
+            inner.fenced = Some(format!("segment roll failed: {e}"));
+        }
+        result
+    }
+
+    /// fsyncs the active segment's data; the sync point moves to the end and is
+    /// recorded in the checkpoint.
+    ///
+    /// # Errors
+    /// `Io` if the fsync fails: the partition is fenced and refuses writes
+    /// until reopened (a failed fsync is never retried).
+    pub fn flush(&self) -> Result<()> {
+        let mut inner = self.inner.write();
+        inner.check_writable(&self.dir)?;
+        let Some(active) = inner.segments.last() else {
+            return Ok(());
+        };
+        let point = (active.base_offset(), active.size());
+        if let Err(e) = active.sync() {
+            inner.fenced = Some(format!("fsync failed: {e}"));
+            return Err(e);
+        }
+        if inner.sync != point {
+            inner.sync = point;
+            // Record the new sync point, so recovery treats these bytes as synced
+            // (damage in them is quarantined, never cut).
+            self.write_checkpoint(&inner, None)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `max` records with offsets >= `from`, in order (at least one if any
+    /// record exists at or after `from`).
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` if `from` is below the start or past the end offset;
+    /// `Corrupt` if the first batch needed is damaged.
+    pub fn read(&self, from: u64, max: usize) -> Result<Vec<BatchRecord>> {
+        let max = max.max(1);
+        let mut out = Vec::new();
+        let mut next = from;
+        {
+            let inner = self.inner.read();
+            let (start, end) = (inner.log_start_offset, inner.end_offset());
+            if from < start || from > end {
+                return Err(Error::OffsetOutOfRange {
+                    topic: String::new(),
+                    partition: 0,
+                    offset: from,
+                    start,
+                    end,
+                });
+            }
+            if from == end {
+                return Ok(out);
+            }
+        }
+        loop {
+            let (view, end) = {
+                let inner = self.inner.read();
+                let end = inner.end_offset();
+                if next >= end {
+                    break;
+                }
+                let Some(i) = inner.segment_for(next) else { break };
+                let Some(seg) = inner.segments.get(i) else { break };
+                let view = seg.view(next)?;
+                (view, end)
+            };
+            let _ = end;
+            match view.read(next, max, &mut out)? {
+                ViewRead::Full | ViewRead::StoppedAtDamage => break,
+                ViewRead::Exhausted => {
+                    if view.next_offset <= next {
+                        break;
+                    }
+                    next = view.next_offset;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first offset whose record timestamp is >= `timestamp` (Kafka's
+    /// ListOffsets), or `None` if no record has such a timestamp.
+    ///
+    /// # Errors
+    /// `Corrupt` when the batch holding the answer is damaged.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>> {
+        let (views, start) = {
+            let inner = self.inner.read();
+            let start = inner.log_start_offset;
+            let mut views = Vec::new();
+            for seg in &inner.segments {
+                if seg.max_timestamp().is_some_and(|m| m >= timestamp) && seg.next_offset() > start {
+                    let from = seg.time_lookup(timestamp).max(start).max(seg.base_offset());
+                    views.push((seg.view(from)?, from));
+                }
+            }
+            (views, start)
+        };
+        for (view, from) in views {
+            let mut records = Vec::new();
+            let mut next = from;
+            loop {
+                records.clear();
+                let ended = view.read(next, 1024, &mut records)?;
+                if let Some(r) = records
+                    .iter()
+                    .find(|r| r.timestamp >= timestamp && r.offset >= start)
+                {
+                    return Ok(Some(r.offset));
+                }
+                match (ended, records.last()) {
+                    (ViewRead::Exhausted, _) | (_, None) => break,
+                    (_, Some(last)) => next = last.offset + 1,
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves the log start offset to `offset` (at most the end offset) and
+    /// deletes every segment wholly below it. Returns the segments deleted. When
+    /// every record is below `offset`, the active segment is rolled first so the
+    /// old one can go (Kafka's rule).
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` past the end offset; `Io`, `Fenced`, `Closed`.
+    pub fn delete_before(&self, offset: u64) -> Result<usize> {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.write();
+        inner.check_writable(&self.dir)?;
+        let end = inner.end_offset();
+        if offset > end {
+            return Err(Error::OffsetOutOfRange {
+                topic: String::new(),
+                partition: 0,
+                offset,
+                start: inner.log_start_offset,
+                end,
+            });
+        }
+        if offset <= inner.log_start_offset {
+            return Ok(0);
+        }
+        inner.log_start_offset = offset;
+        if offset == end && inner.segments.last().is_some_and(|s| s.size() > 0) {
+            self.roll_locked(&mut inner, now)?;
+        }
+        // Segments wholly below the start: the next segment's base <= start.
+        let mut doomed = 0;
+        while inner.segments.len() > 1 && inner.segments.get(1).is_some_and(|s| s.base_offset() <= offset) {
+            doomed += 1;
+            let removed = inner.segments.remove(0);
+            // Persist the new start first, then remove the files: a crash in between
+            // leaves files below the start, which the next open drops.
+            self.write_checkpoint(&inner, None)?;
+            self.remove_segment_files(&removed)?;
+        }
+        if doomed == 0 {
+            self.write_checkpoint(&inner, None)?;
+        }
+        Ok(doomed)
+    }
+
+    fn remove_segment_files(&self, segment: &Segment) -> Result<()> {
+        // Readers holding `Bytes` of this segment keep its map (and so its pages)
+        // alive after the unlink; nothing is truncated.
+        for path in Segment::paths(&self.dir, segment.base_offset()) {
+            if self.vfs.exists(&path)? {
+                self.vfs.remove(&path)?;
+            }
+        }
+        self.vfs.sync_dir(&self.dir)
+    }
+
+    /// Clean close: the active segment's indexes trimmed and everything fsynced,
+    /// then a checkpoint recording the clean state. Later writes get `Closed`.
+    ///
+    /// # Errors
+    /// `Io` when a sync or the checkpoint fails (the next open then recovers).
+    pub fn close(&self) -> Result<()> {
+        let mut inner = self.inner.write();
+        if inner.closed {
+            return Ok(());
+        }
+        inner.closed = true;
+        if inner.fenced.is_some() {
+            return Err(Error::Fenced {
+                path: self.dir.clone(),
+            });
+        }
+        let end = inner.end_offset();
+        let Some(active) = inner.segments.last_mut() else {
+            return Ok(());
+        };
+        active.close_active()?;
+        let clean = CleanClose {
+            active_base_offset: active.base_offset(),
+            active_len: active.size(),
+            end_offset: end,
+        };
+        inner.sync = (clean.active_base_offset, clean.active_len);
+        self.write_checkpoint(&inner, Some(clean))
+    }
+
+    fn write_checkpoint(&self, inner: &Inner, clean: Option<CleanClose>) -> Result<()> {
+        let sealed = inner
+            .segments
+            .iter()
+            .filter(|s| s.is_sealed())
+            .map(|s| SealedSegment {
+                base_offset: s.base_offset(),
+                len: s.size(),
+                crc: s.crc().unwrap_or(0),
+            })
+            .collect();
+        let cp = Checkpoint {
+            log_start_offset: inner.log_start_offset,
+            sync_base_offset: inner.sync.0,
+            sync_position: inner.sync.1,
+            clean,
+            sealed,
+        };
+        vfs::atomic_replace(
+            &*self.vfs,
+            &self.dir.join(CHECKPOINT_FILE),
+            &cp.encode(),
+            self.next_nonce(),
+        )
+    }
+
+    /// Opens every segment; see RELIABILITY.md §2.3 and ARCHITECTURE.md.
+    fn recover(&self) -> Result<RecoveryReport> {
+        let vfs = &*self.vfs;
+        let dir = &self.dir;
+        let mut report = RecoveryReport::default();
+        vfs.create_dir_all(dir)?;
+        let now = self.clock.now_ms();
+
+        // 1. The checkpoint, then forget its clean flag before changing anything,
+        //    so a crash during recovery means a full recovery next time.
+        let cp_path = dir.join(CHECKPOINT_FILE);
+        let mut cp = if vfs.exists(&cp_path)? {
+            match Checkpoint::decode(&vfs.read(&cp_path)?) {
+                Ok(cp) => cp,
+                Err(_) => {
+                    report.checkpoint_damaged = true;
+                    Checkpoint::default()
+                }
+            }
+        } else {
+            Checkpoint::default()
+        };
+        let clean = cp.clean.take();
+        if clean.is_some() {
+            vfs::atomic_replace(vfs, &cp_path, &cp.encode(), self.next_nonce())?;
+        }
+
+        // 2. Stray files: temp files, `.deleted`, `.cleaned`, orphan indexes.
+        let names = vfs.list(dir)?;
+        let mut bases: Vec<u64> = names
+            .iter()
+            .filter_map(|n| segment::parse_file_name(n, segment::LOG_SUFFIX))
+            .collect();
+        bases.sort_unstable();
+        for name in &names {
+            let stray = name.contains(TMP_MARK)
+                || name.ends_with(".deleted")
+                || name.ends_with(".cleaned")
+                || [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX]
+                    .iter()
+                    .any(|suffix| {
+                        segment::parse_file_name(name, suffix)
+                            .is_some_and(|b| bases.binary_search(&b).is_err())
+                    });
+            if stray {
+                vfs.remove(&dir.join(name))?;
+                report.stray_files_removed += 1;
+            }
+        }
+
+        // 3. Segments wholly below the log start offset go.
+        let start_offset = cp.log_start_offset;
+        while bases.len() > 1 && bases.get(1).is_some_and(|b| *b <= start_offset) {
+            let base = bases.remove(0);
+            for p in Segment::paths(dir, base) {
+                if vfs.exists(&p)? {
+                    vfs.remove(&p)?;
+                }
+            }
+        }
+
+        // 4. Open each segment, scanning what is not known good.
+        let settings = self.config.settings();
+        let interval = settings.index_interval_bytes;
+        let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
+        let mut expected = bases.first().copied().unwrap_or(start_offset);
+        let mut i = 0;
+        while i < bases.len() {
+            let Some(&base) = bases.get(i) else { break };
+            let upper = bases.get(i + 1).copied();
+            let is_last = upper.is_none();
+            let [log_path, index_path, time_path] = Segment::paths(dir, base);
+            let log_file = vfs.open(&log_path)?;
+            let len = log_file.len()?;
+            let listed = cp.sealed(base).copied();
+
+            // A sealed segment whose length matches its record: trusted, not scanned.
+            if let (false, Some(rec)) = (is_last, listed) {
+                if rec.len == len {
+                    let next = upper.unwrap_or(base);
+                    let (seg, rebuilt) = Segment::open_sealed(
+                        vfs,
+                        dir,
+                        base,
+                        next,
+                        settings,
+                        Some(rec.crc),
+                        self.next_nonce(),
+                    )?;
+                    report.indexes_rebuilt += usize::from(rebuilt) * 2;
+                    expected = next;
+                    segments.push(seg);
+                    i += 1;
+                    continue;
+                }
+            }
+
+            // The active segment after a clean close: trusted; only the tail after
+            // its last index entry is read, to restore the append state.
+            let clean_here =
+                is_last && clean.is_some_and(|c| c.active_base_offset == base && c.active_len == len);
+            let from = if clean_here {
+                clean_tail_start(vfs, &log_file, &index_path, &time_path, base, len)?
+            } else {
+                None
+            };
+            if let Some(from) = from {
+                let scan = segment::scan_log(&*log_file, base, interval, None, from, u64::MAX)?;
+                if scan.stop.is_none() && scan.damage.is_empty() {
+                    report.clean = true;
+                    let seg = Segment::open_active(
+                        vfs,
+                        dir,
+                        base,
+                        settings,
+                        Resume {
+                            size: len,
+                            next_offset: scan.next_offset,
+                            state: scan.state,
+                            crc: None,
+                        },
+                        now,
+                    )?;
+                    segments.push(seg);
+                    break;
+                }
+            }
+
+            // Everything else is scanned from its first byte.
+            report.scanned_segments += 1;
+            let synced_until = if listed.is_some() || base < cp.sync_base_offset {
+                u64::MAX
+            } else if base == cp.sync_base_offset {
+                cp.sync_position
+            } else {
+                0
+            };
+            let scan = segment::scan_log(
+                &*log_file,
+                base,
+                interval,
+                upper,
+                ScanFrom::start(expected.max(base)),
+                synced_until,
+            )?;
+            for &(s, e) in &scan.damage {
+                report.quarantined.push((log_path.clone(), s, e));
+            }
+            let mut keep_len = len;
+            let mut damage = scan.damage.clone();
+            let mut last_here = is_last;
+            if let Some(stop) = &scan.stop {
+                let synced = stop.position < synced_until;
+                if synced && !is_last {
+                    // Damage at rest with valid data after it (in later segments):
+                    // quarantine the rest of this segment.
+                    damage.push((stop.position, len));
+                    report.quarantined.push((log_path.clone(), stop.position, len));
+                } else {
+                    // Crash damage (or synced data with nothing valid after it):
+                    // cut here and drop every later segment.
+                    let cut = len - stop.position;
+                    if cut > 0 {
+                        if synced {
+                            report.synced_bytes_lost += cut;
+                        }
+                        if let Some(p) = self.save_torn(&*log_file, base, stop, len)? {
+                            report.torn_files.push(p);
+                        }
+                        report.truncated_bytes += cut;
+                    }
+                    keep_len = stop.position;
+                    for &later in bases.get(i + 1..).unwrap_or(&[]) {
+                        let later_log = vfs.open(&Segment::paths(dir, later)[0])?;
+                        let later_len = later_log.len()?;
+                        if later_len > 0 {
+                            let stop = segment::ScanStop {
+                                position: 0,
+                                reason: CorruptReason::OffsetOutOfOrder {
+                                    base_offset: later as i64,
+                                    expected_at_least: scan.next_offset,
+                                },
+                                incomplete: false,
+                            };
+                            if let Some(p) = self.save_torn(&*later_log, later, &stop, later_len)? {
+                                report.torn_files.push(p);
+                            }
+                            report.truncated_bytes += later_len;
+                        }
+                        drop(later_log);
+                        for p in Segment::paths(dir, later) {
+                            if vfs.exists(&p)? {
+                                vfs.remove(&p)?;
+                            }
+                        }
+                    }
+                    vfs.sync_dir(dir)?;
+                    last_here = true;
+                }
+            }
+            // Indexes rebuilt from the scan, written by atomic replace.
+            let mut time_entries = scan.time_entries.clone();
+            if !last_here {
+                segment::push_final_time_entry(&mut time_entries, scan.state.max_timestamp);
+            }
+            segment::write_indexes(
+                vfs,
+                dir,
+                base,
+                &scan.offset_entries,
+                &time_entries,
+                self.next_nonce(),
+            )?;
+            report.indexes_rebuilt += 2;
+            drop(log_file);
+            if last_here {
+                let crc = if keep_len == scan.valid_end {
+                    scan.crc
+                } else {
+                    None
+                };
+                let mut seg = Segment::open_active(
+                    vfs,
+                    dir,
+                    base,
+                    settings,
+                    Resume {
+                        size: keep_len,
+                        next_offset: scan.next_offset,
+                        state: scan.state,
+                        crc,
+                    },
+                    now,
+                )?;
+                seg.set_damage(damage);
+                segments.push(seg);
+                break;
+            }
+            let next = upper.unwrap_or(scan.next_offset);
+            let (mut seg, _) =
+                Segment::open_sealed(vfs, dir, base, next, settings, scan.crc, self.next_nonce())?;
+            seg.set_damage(damage);
+            expected = next;
+            segments.push(seg);
+            i += 1;
+        }
+
+        // 5. No segment: an empty one at the log start offset.
+        if segments.is_empty() {
+            segments.push(Segment::create(vfs, dir, start_offset, settings, now)?);
+            vfs.sync_dir(dir)?;
+        }
+        report.segments = segments.len();
+        let first_base = segments.first().map_or(0, Segment::base_offset);
+        let end = segments.last().map_or(0, Segment::next_offset);
+        let sync = if report.clean {
+            segments.last().map_or((0, 0), |s| (s.base_offset(), s.size()))
+        } else {
+            (cp.sync_base_offset, cp.sync_position)
+        };
+        {
+            let mut inner = self.inner.write();
+            inner.segments = segments;
+            inner.log_start_offset = start_offset.max(first_base).min(end);
+            inner.sync = sync;
+            // 6. A fresh checkpoint (opening twice in a row changes nothing more).
+            self.write_checkpoint(&inner, None)?;
+        }
+        Ok(report)
+    }
+
+    /// Copies the bytes recovery cuts to `<base>.log.torn-<position>` (fsynced),
+    /// unless they are zeros or one incomplete batch (an ordinary torn write).
+    fn save_torn(
+        &self,
+        file: &dyn crate::vfs::VfsFile,
+        base: u64,
+        stop: &segment::ScanStop,
+        len: u64,
+    ) -> Result<Option<PathBuf>> {
+        let n = len.saturating_sub(stop.position);
+        if n == 0 || n > SEGMENT_BYTES_MAX {
+            return Ok(None);
+        }
+        let mut bytes = vec![0u8; n as usize];
+        file.read_exact_at(&mut bytes, stop.position)?;
+        let one_torn_batch = stop.incomplete
+            && matches!(batch::read_header(&bytes), Ok(Frame::Incomplete { needed, .. }) if needed > n);
+        if bytes.iter().all(|b| *b == 0) || one_torn_batch {
+            return Ok(None);
+        }
+        let path = self.dir.join(format!("{base:020}.log.torn-{}", stop.position));
+        if self.vfs.exists(&path)? {
+            self.vfs.remove(&path)?;
+        }
+        let out = self.vfs.create_new(&path)?;
+        out.write_all_at(&bytes, 0)?;
+        out.sync_data()?;
+        Ok(Some(path))
+    }
+}
+
+/// For a cleanly closed active segment: where to resume reading to restore the
+/// append state (the last offset-index entry), if the index files look sound.
+fn clean_tail_start(
+    vfs: &dyn Vfs,
+    log: &Arc<dyn crate::vfs::VfsFile>,
+    index_path: &Path,
+    time_path: &Path,
+    base: u64,
+    len: u64,
+) -> Result<Option<ScanFrom>> {
+    use crate::index::{OffsetIndex, TimeIndex};
+    if !vfs.exists(index_path)? || !vfs.exists(time_path)? {
+        return Ok(None);
+    }
+    let oi = OffsetIndex::open_sealed(vfs, index_path, base)?;
+    let ti = TimeIndex::open_sealed(vfs, time_path, base)?;
+    if !oi.has_whole_entries()?
+        || !ti.has_whole_entries()?
+        || oi.check(len, u64::MAX).is_some()
+        || ti.check(u64::MAX).is_some()
+    {
+        return Ok(None);
+    }
+    // The first batch's max timestamp drives time-based rolls.
+    let mut head = [0u8; crate::limits::BATCH_HEADER_BYTES];
+    let first_max = if len >= head.len() as u64 {
+        log.read_exact_at(&mut head, 0)?;
+        match batch::read_header(&head) {
+            Ok(Frame::Batch(_)) | Ok(Frame::Incomplete { .. }) => first_batch_max_timestamp(&head),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let (position, expected) = match oi.last() {
+        Some(e) => (u64::from(e.position), base),
+        None => (0, base),
+    };
+    let max_timestamp = ti.last().map(|e| (e.timestamp, e.offset));
+    Ok(Some(ScanFrom {
+        position,
+        expected,
+        state: AppendState {
+            bytes_since_last_index_entry: 0,
+            max_timestamp,
+            first_batch_max_timestamp: if position == 0 { None } else { first_max },
+        },
+    }))
+}
+
+fn first_batch_max_timestamp(head: &[u8]) -> Option<i64> {
+    let bytes: [u8; 8] = head.get(35..43)?.try_into().ok()?;
+    Some(i64::from_be_bytes(bytes))
+}
+
+fn nonce_seed(now_ms: i64) -> u64 {
+    (u64::from(std::process::id()) << 40) ^ (now_ms as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl Inner {
+    fn end_offset(&self) -> u64 {
+        self.segments
+            .last()
+            .map_or(self.log_start_offset, Segment::next_offset)
+    }
+
+    fn check_writable(&self, dir: &Path) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed { path: dir.to_owned() });
+        }
+        if self.fenced.is_some() {
+            return Err(Error::Fenced { path: dir.to_owned() });
+        }
+        Ok(())
+    }
+
+    /// Index of the segment that may hold `offset`: the last with base <= offset.
+    fn segment_for(&self, offset: u64) -> Option<usize> {
+        let n = self.segments.partition_point(|s| s.base_offset() <= offset);
+        n.checked_sub(1)
+    }
+}

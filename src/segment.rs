@@ -1,0 +1,945 @@
+//! A segment: one `.log` file of whole RecordBatch v2 batches, named by its base
+//! offset, with its offset index (`.index`) and time index (`.timeindex`).
+//!
+//! Invariants:
+//! - `size` is the published end: every byte below it is a whole batch that was
+//!   fully written; readers never look past it, and only bytes past it are ever
+//!   truncated while the file is mapped.
+//! - Batches hold rising offsets in `[base_offset, next_offset)`; relative offsets
+//!   fit in `i32` and positions in `u32` (the segment rolls before either would not).
+//! - Index entries follow Kafka's rule (KAFKA.md §3): an offset entry every time
+//!   more than `index_interval_bytes` were appended since the last one, keyed by
+//!   the last offset of the batch at the entry's position; a time entry whenever
+//!   the maximum timestamp grows past the last entry.
+//!
+//! Not thread-safe: the partition's lock serialises appends; readers take a
+//! [`SegmentView`] (a cheap `Bytes` clone of the map) and decode without a lock.
+
+use crate::batch::{self, BatchHeader, Frame};
+use crate::error::{CorruptReason, Error, Result};
+use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::limits::{BATCH_BYTES_MAX, BATCH_HEADER_BYTES, RECOVERY_READ_BYTES, SEGMENT_BYTES_MAX};
+use crate::vfs::{Vfs, VfsFile};
+use bytes::Bytes;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Suffix of the data file.
+pub(crate) const LOG_SUFFIX: &str = ".log";
+/// Suffix of the offset index.
+pub(crate) const INDEX_SUFFIX: &str = ".index";
+/// Suffix of the time index.
+pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+/// `<20-digit base offset><suffix>`, as Kafka names segment files.
+pub(crate) fn file_name(base_offset: u64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+/// Parses a base offset from a Kafka segment file name with `suffix`.
+pub(crate) fn parse_file_name(name: &str, suffix: &str) -> Option<u64> {
+    let stem = name.strip_suffix(suffix)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Settings a segment needs from its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentSettings {
+    pub(crate) index_interval_bytes: u32,
+    pub(crate) index_bytes: u64,
+    pub(crate) segment_bytes: u64,
+}
+
+/// State accumulated while appending or scanning batches, from which the indexes
+/// are written (Kafka's rule) and the segment's timestamps known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AppendState {
+    pub(crate) bytes_since_last_index_entry: u64,
+    /// Largest batch max timestamp so far, and the last offset of the first
+    /// batch that reached it.
+    pub(crate) max_timestamp: Option<(i64, u64)>,
+    /// Max timestamp of the first batch (Kafka's `rollingBasedTimestamp`).
+    pub(crate) first_batch_max_timestamp: Option<i64>,
+}
+
+impl AppendState {
+    const EMPTY: AppendState = AppendState {
+        bytes_since_last_index_entry: 0,
+        max_timestamp: None,
+        first_batch_max_timestamp: None,
+    };
+
+    /// Kafka's indexing step for one batch at `position`: returns the offset
+    /// entry and time entry to add, if any.
+    fn step(
+        &mut self,
+        header: &BatchHeader,
+        position: u32,
+        interval: u32,
+    ) -> (Option<OffsetEntry>, Option<TimeEntry>) {
+        let last_offset = header.last_offset() as u64;
+        if self.max_timestamp.is_none_or(|(ts, _)| header.max_timestamp > ts) {
+            self.max_timestamp = Some((header.max_timestamp, last_offset));
+        }
+        if self.first_batch_max_timestamp.is_none() {
+            self.first_batch_max_timestamp = Some(header.max_timestamp);
+        }
+        let mut entries = (None, None);
+        if self.bytes_since_last_index_entry > u64::from(interval) {
+            entries.0 = Some(OffsetEntry {
+                offset: last_offset,
+                position,
+            });
+            entries.1 = self
+                .max_timestamp
+                .map(|(timestamp, offset)| TimeEntry { timestamp, offset });
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += header.size() as u64;
+        entries
+    }
+}
+
+/// A read-only snapshot of a segment for readers: its bytes up to the published end.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentView {
+    pub(crate) path: Arc<Path>,
+    pub(crate) base_offset: u64,
+    /// Upper bound of offsets held (the next segment's base, or the log end).
+    pub(crate) next_offset: u64,
+    /// The log bytes `[0, published end)`.
+    pub(crate) bytes: Bytes,
+    /// Where to start scanning for the batch holding the requested offset.
+    pub(crate) start_position: u64,
+    /// Byte ranges known to be damaged (found by recovery).
+    pub(crate) damage: Arc<[(u64, u64)]>,
+}
+
+/// How reading one segment view ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ViewRead {
+    /// `max` records were collected.
+    Full,
+    /// The view has no more batches; continue with the next segment.
+    Exhausted,
+    /// Damage was met after some records were collected; return those.
+    StoppedAtDamage,
+}
+
+impl SegmentView {
+    fn corrupt(&self, position: u64, reason: CorruptReason) -> Error {
+        Error::corrupt(&*self.path, position, reason)
+    }
+
+    /// Decodes records with offset >= `min_offset` into `out`, until `out` holds
+    /// `max` records or the view ends. A damaged batch before any record was
+    /// collected is `Error::Corrupt` if it may hold `min_offset`; otherwise
+    /// reading resumes at the next valid batch.
+    pub(crate) fn read(
+        &self,
+        min_offset: u64,
+        max: usize,
+        out: &mut Vec<batch::BatchRecord>,
+    ) -> Result<ViewRead> {
+        let len = self.bytes.len() as u64;
+        let mut position = self.start_position;
+        let mut expected = self.base_offset;
+        let upper = Some(self.next_offset);
+        while position < len {
+            if let Some(&(start, end)) = self.damage.iter().find(|(s, e)| *s <= position && position < *e) {
+                if !out.is_empty() {
+                    return Ok(ViewRead::StoppedAtDamage);
+                }
+                let resumed = resync_bytes(
+                    &self.bytes,
+                    self.base_offset,
+                    end.saturating_sub(1) as usize,
+                    expected,
+                    upper,
+                );
+                match resumed {
+                    Some((q, h)) if (h.base_offset as u64) <= min_offset => {
+                        position = q as u64;
+                        continue;
+                    }
+                    _ => {
+                        return Err(self.corrupt(
+                            start,
+                            CorruptReason::BadMetadata {
+                                detail: "damaged bytes quarantined at open".into(),
+                            },
+                        ))
+                    }
+                }
+            }
+            let rest = self.bytes.get(position as usize..).unwrap_or(&[]);
+            let header = match batch::read_header(rest) {
+                Ok(Frame::Batch(h)) if h.base_offset >= 0 && (h.base_offset as u64) >= expected => Ok(h),
+                Ok(Frame::Batch(h)) => Err(CorruptReason::OffsetOutOfOrder {
+                    base_offset: h.base_offset,
+                    expected_at_least: expected,
+                }),
+                Ok(Frame::Incomplete { needed, available }) => {
+                    Err(CorruptReason::BatchTruncated { needed, available })
+                }
+                Err(e) => Err(e.reason),
+            };
+            let header = match header {
+                Ok(h) if h.last_offset() < 0 || (h.last_offset() as u64) < min_offset => {
+                    // Before the wanted offset: skip on the header alone.
+                    position += h.size() as u64;
+                    expected = h.next_offset() as u64;
+                    continue;
+                }
+                Ok(h) => {
+                    let end = position as usize + h.size();
+                    let slice = self.bytes.slice(position as usize..end);
+                    match check_batch(&slice, self.base_offset, expected, upper) {
+                        Ok(_) => {
+                            let before = out.len();
+                            batch::decode_batch(&slice, min_offset, out)
+                                .map_err(|e| self.corrupt(position + e.position, e.reason))?;
+                            debug_assert!(out[before..].iter().all(|r| r.offset >= min_offset));
+                            position = end as u64;
+                            expected = h.next_offset() as u64;
+                            if out.len() >= max {
+                                out.truncate(max);
+                                return Ok(ViewRead::Full);
+                            }
+                            continue;
+                        }
+                        Err(stop) => stop.reason,
+                    }
+                }
+                Err(reason) => reason,
+            };
+            // A damaged batch at `position`.
+            if !out.is_empty() {
+                return Ok(ViewRead::StoppedAtDamage);
+            }
+            match resync_bytes(&self.bytes, self.base_offset, position as usize, expected, upper) {
+                Some((q, h)) if (h.base_offset as u64) <= min_offset => position = q as u64,
+                _ => return Err(self.corrupt(position, header)),
+            }
+        }
+        // Known damage at the end of a sealed segment (a cut file) may have held the offset.
+        if out.is_empty() && self.damage.iter().any(|(_, e)| *e >= len) && min_offset < self.next_offset {
+            let start = self.damage.iter().map(|(s, _)| *s).max().unwrap_or(len);
+            return Err(self.corrupt(
+                start,
+                CorruptReason::SegmentLengthMismatch {
+                    expected: len,
+                    found: start,
+                },
+            ));
+        }
+        Ok(ViewRead::Exhausted)
+    }
+}
+
+/// What a scan established about a segment that is reopened as the active one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resume {
+    /// Valid length of the log (the file is cut to it).
+    pub(crate) size: u64,
+    pub(crate) next_offset: u64,
+    pub(crate) state: AppendState,
+    /// CRC-32C of the whole log, if the scan covered it from byte 0.
+    pub(crate) crc: Option<u32>,
+}
+
+/// One segment.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: u64,
+    log_path: Arc<Path>,
+    log: Arc<dyn VfsFile>,
+    /// Read map; for the active segment it covers the segment's capacity.
+    map: Bytes,
+    size: u64,
+    next_offset: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    state: AppendState,
+    created_ms: i64,
+    sealed: bool,
+    /// CRC-32C of the log bytes `[0, size)`, when known.
+    crc: Option<u32>,
+    settings: SegmentSettings,
+    /// Byte ranges recovery found damaged (quarantined, never rewritten).
+    damage: Arc<[(u64, u64)]>,
+}
+
+/// The result of scanning a segment's log from position 0.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// End of the last valid batch before the first problem (or of the file).
+    pub(crate) valid_end: u64,
+    pub(crate) next_offset: u64,
+    pub(crate) state: AppendState,
+    pub(crate) offset_entries: Vec<OffsetEntry>,
+    pub(crate) time_entries: Vec<TimeEntry>,
+    /// CRC-32C of `[0, valid_end)`, when the scan started at 0.
+    pub(crate) crc: Option<u32>,
+    /// Quarantined ranges `[start, end)` of damaged bytes followed by valid batches.
+    pub(crate) damage: Vec<(u64, u64)>,
+    /// The first invalid or incomplete batch, if the scan stopped before the end.
+    pub(crate) stop: Option<ScanStop>,
+}
+
+/// Why and where a scan stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScanStop {
+    pub(crate) position: u64,
+    pub(crate) reason: CorruptReason,
+    /// The stop is a batch cut short by the end of the file (a torn write).
+    pub(crate) incomplete: bool,
+}
+
+impl Segment {
+    /// Paths of the three files of the segment at `base_offset` in `dir`.
+    pub(crate) fn paths(dir: &Path, base_offset: u64) -> [PathBuf; 3] {
+        [
+            dir.join(file_name(base_offset, LOG_SUFFIX)),
+            dir.join(file_name(base_offset, INDEX_SUFFIX)),
+            dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
+        ]
+    }
+
+    fn capacity(settings: &SegmentSettings) -> usize {
+        let cap = settings
+            .segment_bytes
+            .saturating_add(u64::from(BATCH_BYTES_MAX))
+            .min(SEGMENT_BYTES_MAX);
+        usize::try_from(cap).unwrap_or(usize::MAX)
+    }
+
+    /// Creates a new, empty, active segment (`O_EXCL` on all three files). The
+    /// caller fsyncs the directory before writing acknowledged data into it.
+    pub(crate) fn create(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        base_offset: u64,
+        settings: SegmentSettings,
+        now_ms: i64,
+    ) -> Result<Segment> {
+        let [log_path, index_path, time_path] = Self::paths(dir, base_offset);
+        // Stale files under this name (left by a truncation) are replaced.
+        for p in [&log_path, &index_path, &time_path] {
+            if vfs.exists(p)? {
+                vfs.remove(p)?;
+            }
+        }
+        let log = vfs.create_new(&log_path)?;
+        let offset_index = OffsetIndex::create(vfs, &index_path, base_offset, settings.index_bytes)?;
+        let time_index = TimeIndex::create(vfs, &time_path, base_offset, settings.index_bytes)?;
+        let map = log.map_read(Self::capacity(&settings))?;
+        Ok(Segment {
+            base_offset,
+            log_path: log_path.into(),
+            log,
+            map,
+            size: 0,
+            next_offset: base_offset,
+            offset_index,
+            time_index,
+            state: AppendState::EMPTY,
+            created_ms: now_ms,
+            sealed: false,
+            crc: Some(0),
+            settings,
+            damage: Arc::from(Vec::new()),
+        })
+    }
+
+    /// Opens an existing segment as the active one, from a scan (or tail scan)
+    /// that established its valid length `size` and append state; the index
+    /// files must hold valid, whole entries (rebuilt by the caller if needed).
+    pub(crate) fn open_active(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        base_offset: u64,
+        settings: SegmentSettings,
+        resume: Resume,
+        now_ms: i64,
+    ) -> Result<Segment> {
+        let Resume {
+            size,
+            next_offset,
+            state,
+            crc,
+        } = resume;
+        let [log_path, index_path, time_path] = Self::paths(dir, base_offset);
+        let log = vfs.open(&log_path)?;
+        if log.len()? != size {
+            log.set_len(size)?;
+        }
+        let offset_index = OffsetIndex::open_active(vfs, &index_path, base_offset, settings.index_bytes)?;
+        let time_index = TimeIndex::open_active(vfs, &time_path, base_offset, settings.index_bytes)?;
+        let map = log.map_read(Self::capacity(&settings).max(usize::try_from(size).unwrap_or(usize::MAX)))?;
+        Ok(Segment {
+            base_offset,
+            log_path: log_path.into(),
+            log,
+            map,
+            size,
+            next_offset,
+            offset_index,
+            time_index,
+            state,
+            created_ms: now_ms,
+            sealed: false,
+            crc,
+            settings,
+            damage: Arc::from(Vec::new()),
+        })
+    }
+
+    /// Opens a sealed segment without scanning its log. `next_offset` is the
+    /// upper bound of its offsets (the next segment's base offset). Index files
+    /// are checked structurally and rebuilt from the log if they fail.
+    pub(crate) fn open_sealed(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        base_offset: u64,
+        next_offset: u64,
+        settings: SegmentSettings,
+        crc: Option<u32>,
+        nonce: u64,
+    ) -> Result<(Segment, bool)> {
+        let [log_path, index_path, time_path] = Self::paths(dir, base_offset);
+        let log = vfs.open(&log_path)?;
+        let size = log.len()?;
+        let mut rebuilt = false;
+        let indexes_ok = |vfs: &dyn Vfs| -> Result<Option<(OffsetIndex, TimeIndex)>> {
+            if !vfs.exists(&index_path)? || !vfs.exists(&time_path)? {
+                return Ok(None);
+            }
+            let oi = OffsetIndex::open_sealed(vfs, &index_path, base_offset)?;
+            let ti = TimeIndex::open_sealed(vfs, &time_path, base_offset)?;
+            let whole = oi.has_whole_entries()? && ti.has_whole_entries()?;
+            if !whole || oi.check(size, next_offset).is_some() || ti.check(next_offset).is_some() {
+                return Ok(None);
+            }
+            Ok(Some((oi, ti)))
+        };
+        let (offset_index, time_index, state) = match indexes_ok(vfs)? {
+            Some((oi, ti)) => {
+                let state = AppendState {
+                    bytes_since_last_index_entry: 0,
+                    max_timestamp: ti.last().map(|e| (e.timestamp, e.offset)),
+                    first_batch_max_timestamp: None,
+                };
+                (oi, ti, state)
+            }
+            None => {
+                rebuilt = true;
+                let scan = scan_log(
+                    &*log,
+                    base_offset,
+                    settings.index_interval_bytes,
+                    Some(next_offset),
+                    ScanFrom::start(base_offset),
+                    u64::MAX,
+                )?;
+                let mut time_entries = scan.time_entries.clone();
+                push_final_time_entry(&mut time_entries, scan.state.max_timestamp);
+                write_indexes(vfs, dir, base_offset, &scan.offset_entries, &time_entries, nonce)?;
+                let oi = OffsetIndex::open_sealed(vfs, &index_path, base_offset)?;
+                let ti = TimeIndex::open_sealed(vfs, &time_path, base_offset)?;
+                (oi, ti, scan.state)
+            }
+        };
+        let map = log.map_read(usize::try_from(size).unwrap_or(usize::MAX))?;
+        let segment = Segment {
+            base_offset,
+            log_path: log_path.into(),
+            log,
+            map,
+            size,
+            next_offset,
+            offset_index,
+            time_index,
+            state,
+            created_ms: 0,
+            sealed: true,
+            crc,
+            settings,
+            damage: Arc::from(Vec::new()),
+        };
+        Ok((segment, rebuilt))
+    }
+
+    pub(crate) fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+    pub(crate) fn crc(&self) -> Option<u32> {
+        self.crc
+    }
+    /// The largest record timestamp in the segment, if it has any batch.
+    pub(crate) fn max_timestamp(&self) -> Option<i64> {
+        self.state.max_timestamp.map(|(ts, _)| ts)
+    }
+
+    /// Records byte ranges found damaged by recovery.
+    pub(crate) fn set_damage(&mut self, damage: Vec<(u64, u64)>) {
+        self.damage = Arc::from(damage);
+    }
+
+    /// Sets the upper offset bound of a sealed segment (its successor's base).
+    pub(crate) fn set_next_offset_bound(&mut self, next_offset: u64) {
+        debug_assert!(self.sealed, "only a sealed segment's bound is set from outside");
+        self.next_offset = next_offset;
+    }
+
+    /// Kafka's roll test (KAFKA.md §4) for appending `header` now.
+    pub(crate) fn should_roll(&self, header: &BatchHeader, segment_ms: u64, now_ms: i64) -> bool {
+        if self.size == 0 {
+            return self.relative_overflow(header);
+        }
+        let incoming = header.size() as u64;
+        let size_full = self.size > self.settings.segment_bytes.saturating_sub(incoming)
+            || self.size + incoming > SEGMENT_BYTES_MAX;
+        let waited = match self.state.first_batch_max_timestamp {
+            Some(first) if first >= 0 => header.max_timestamp.saturating_sub(first),
+            _ => now_ms.saturating_sub(self.created_ms),
+        };
+        let time_full = waited > i64::try_from(segment_ms).unwrap_or(i64::MAX);
+        size_full
+            || time_full
+            || self.offset_index.is_full()
+            || self.time_index.is_full()
+            || self.relative_overflow(header)
+    }
+
+    fn relative_overflow(&self, header: &BatchHeader) -> bool {
+        let last = header.last_offset();
+        last < 0 || (last as u64).saturating_sub(self.base_offset) > i32::MAX as u64
+    }
+
+    /// Appends one encoded, validated batch whose offsets start at `next_offset`.
+    /// Nothing is published unless the whole write succeeded; a failed write is
+    /// cut back to the published end. The `Err` carries whether that cut failed
+    /// too (the partition must then be fenced).
+    pub(crate) fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<(), (Error, bool)> {
+        assert!(!self.sealed, "append to a sealed segment");
+        debug_assert_eq!(batch.len(), header.size(), "batch length matches its header");
+        debug_assert!(header.base_offset as u64 >= self.next_offset, "offsets must rise");
+        let position = u32::try_from(self.size).map_err(|_| {
+            (
+                Error::corrupt(
+                    &*self.log_path,
+                    self.size,
+                    CorruptReason::OffsetOutsideSegment {
+                        last_offset: header.last_offset(),
+                    },
+                ),
+                false,
+            )
+        })?;
+        if let Err(e) = self.log.write_all_at(batch, self.size) {
+            let cut_failed = self.log.set_len(self.size).is_err();
+            return Err((e, cut_failed));
+        }
+        let (offset_entry, time_entry) =
+            self.state
+                .step(header, position, self.settings.index_interval_bytes);
+        let indexed = (|| {
+            if let Some(e) = offset_entry {
+                self.offset_index.append(e.offset, e.position)?;
+            }
+            if let Some(e) = time_entry {
+                self.time_index.maybe_append(e.timestamp, e.offset, false)?;
+            }
+            Ok::<(), Error>(())
+        })();
+        // An index that could not grow (a full disk) is rebuilt from the log at
+        // the next open; the data itself was written and is published.
+        let _ = indexed;
+        self.crc = self.crc.map(|c| crc32c::crc32c_append(c, batch));
+        self.size += batch.len() as u64;
+        self.next_offset = header.last_offset() as u64 + 1;
+        Ok(())
+    }
+
+    /// fdatasync of the log file.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.log.sync_data()
+    }
+
+    /// Seals the segment: the final time entry, indexes trimmed and fsynced, the
+    /// log trimmed and fsynced. Afterwards it is read-only.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        if self.sealed {
+            return Ok(());
+        }
+        if let Some((ts, offset)) = self.state.max_timestamp {
+            self.time_index.maybe_append(ts, offset, true)?;
+        }
+        self.offset_index.file().seal()?;
+        self.time_index.file().seal()?;
+        if self.log.len()? != self.size {
+            self.log.set_len(self.size)?;
+        }
+        self.log.sync_data()?;
+        if self.crc.is_none() {
+            // Reopened after a clean close: the digest was not carried; compute it.
+            self.crc = Some(file_crc(&*self.log, self.size)?);
+        }
+        self.sealed = true;
+        Ok(())
+    }
+
+    /// At a clean close of the active segment: the final time entry, indexes
+    /// trimmed, everything fsynced; the segment stays appendable after a reopen.
+    pub(crate) fn close_active(&mut self) -> Result<()> {
+        if self.sealed {
+            return Ok(());
+        }
+        if let Some((ts, offset)) = self.state.max_timestamp {
+            self.time_index.maybe_append(ts, offset, true)?;
+        }
+        self.offset_index.file().trim_and_sync()?;
+        self.time_index.file().trim_and_sync()?;
+        self.log.sync_data()
+    }
+
+    /// A reader's snapshot from the batch that may hold `offset`.
+    pub(crate) fn view(&self, offset: u64) -> Result<SegmentView> {
+        let size = usize::try_from(self.size).unwrap_or(usize::MAX);
+        let bytes = if self.map.len() < size {
+            // A filesystem whose maps are snapshots: map again to see new appends.
+            let map = self.log.map_read(size)?;
+            map.slice(..size.min(map.len()))
+        } else {
+            self.map.slice(..size)
+        };
+        let start_position = self
+            .offset_index
+            .lookup(offset)
+            .map(|e| u64::from(e.position))
+            .filter(|p| index_lands_on_batch(&bytes, *p, offset))
+            .unwrap_or(0);
+        Ok(SegmentView {
+            path: self.log_path.clone(),
+            base_offset: self.base_offset,
+            next_offset: self.next_offset,
+            bytes,
+            start_position,
+            damage: self.damage.clone(),
+        })
+    }
+
+    /// Where to start scanning for the first record with timestamp >= `ts`.
+    pub(crate) fn time_lookup(&self, ts: i64) -> u64 {
+        self.time_index.lookup(ts).map_or(self.base_offset, |e| e.offset)
+    }
+}
+
+/// Whether an index entry's position holds a batch header whose offsets do not
+/// start past `offset` (a lazily verified index entry; a bad one is ignored).
+fn index_lands_on_batch(bytes: &[u8], position: u64, offset: u64) -> bool {
+    let Some(rest) = usize::try_from(position).ok().and_then(|p| bytes.get(p..)) else {
+        return false;
+    };
+    matches!(batch::read_header(rest), Ok(Frame::Batch(h)) if h.base_offset >= 0 && (h.base_offset as u64) <= offset)
+}
+
+/// Appends the sealing time entry (the segment's max timestamp) if it is above the last.
+pub(crate) fn push_final_time_entry(entries: &mut Vec<TimeEntry>, max: Option<(i64, u64)>) {
+    if let Some((timestamp, offset)) = max {
+        if entries.last().is_none_or(|l| l.timestamp < timestamp) {
+            entries.push(TimeEntry { timestamp, offset });
+        }
+    }
+}
+
+/// Writes both index files of a segment by atomic replace.
+pub(crate) fn write_indexes(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    base_offset: u64,
+    offset_entries: &[OffsetEntry],
+    time_entries: &[TimeEntry],
+    nonce: u64,
+) -> Result<()> {
+    let [_, index_path, time_path] = Segment::paths(dir, base_offset);
+    let mut bytes = Vec::with_capacity(offset_entries.len() * 8);
+    OffsetIndex::encode(base_offset, offset_entries, &mut bytes);
+    crate::index::write_rebuilt(vfs, &index_path, &bytes, nonce)?;
+    bytes.clear();
+    TimeIndex::encode(base_offset, time_entries, &mut bytes);
+    crate::index::write_rebuilt(vfs, &time_path, &bytes, nonce.wrapping_add(1))
+}
+
+/// Checks the batch at the start of `buf` as it must be at this place of a
+/// segment: a whole, valid batch whose offsets start at or above `expected`
+/// (gaps are legal: compaction) and end below `upper` (if known) within the
+/// segment's relative-offset range.
+pub(crate) fn check_batch(
+    buf: &[u8],
+    base_offset: u64,
+    expected: u64,
+    upper: Option<u64>,
+) -> Result<BatchHeader, ScanStop> {
+    let stop = |reason, incomplete| ScanStop {
+        position: 0,
+        reason,
+        incomplete,
+    };
+    match batch::read_header(buf) {
+        Ok(Frame::Incomplete { needed, available }) => {
+            return Err(stop(CorruptReason::BatchTruncated { needed, available }, true));
+        }
+        Ok(Frame::Batch(_)) => {}
+        Err(e) => return Err(stop(e.reason, false)),
+    }
+    let header = batch::validate_batch(buf).map_err(|e| stop(e.reason, false))?;
+    if header.base_offset < 0 || (header.base_offset as u64) < expected {
+        return Err(stop(
+            CorruptReason::OffsetOutOfOrder {
+                base_offset: header.base_offset,
+                expected_at_least: expected,
+            },
+            false,
+        ));
+    }
+    let last = header.last_offset();
+    let beyond_upper = upper.is_some_and(|u| last < 0 || last as u64 >= u);
+    if beyond_upper || (last as u64).saturating_sub(base_offset) > i32::MAX as u64 {
+        return Err(stop(
+            CorruptReason::OffsetOutsideSegment { last_offset: last },
+            false,
+        ));
+    }
+    Ok(header)
+}
+
+/// Reads a file with `pread` in large chunks (recovery never scans through a
+/// map: a bad sector is an error there, not SIGBUS).
+struct ChunkReader<'a> {
+    file: &'a dyn VfsFile,
+    len: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+impl<'a> ChunkReader<'a> {
+    fn new(file: &'a dyn VfsFile) -> Result<ChunkReader<'a>> {
+        Ok(ChunkReader {
+            len: file.len()?,
+            file,
+            buf: Vec::new(),
+            buf_start: 0,
+        })
+    }
+
+    /// Up to `want` bytes at `position` (fewer only at the end of the file).
+    fn get(&mut self, position: u64, want: usize) -> Result<&[u8]> {
+        let end = position.saturating_add(want as u64).min(self.len);
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if position < self.buf_start || end > buf_end {
+            let n = (end - position.min(end))
+                .max(RECOVERY_READ_BYTES as u64)
+                .min(self.len - position.min(self.len));
+            self.buf.resize(n as usize, 0);
+            self.file.read_exact_at(&mut self.buf, position)?;
+            self.buf_start = position;
+        }
+        let from = (position - self.buf_start) as usize;
+        let to = (end - self.buf_start) as usize;
+        Ok(self.buf.get(from..to).unwrap_or(&[]))
+    }
+}
+
+/// Where a scan starts: position 0 of an unknown segment, or the position of
+/// the last offset-index entry of a trusted one (a clean reopen).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScanFrom {
+    pub(crate) position: u64,
+    pub(crate) expected: u64,
+    pub(crate) state: AppendState,
+}
+
+impl ScanFrom {
+    pub(crate) fn start(base_offset: u64) -> ScanFrom {
+        ScanFrom {
+            position: 0,
+            expected: base_offset,
+            state: AppendState::EMPTY,
+        }
+    }
+}
+
+/// Scans a segment's log: validates every batch, rebuilds index entries
+/// (Kafka's rule), and stops at the first invalid or incomplete batch, except
+/// that damage before `synced_until` (bytes known to have been synced) is
+/// quarantined when a valid batch follows it in this file: the scan records the
+/// damaged range and resumes there. `upper` bounds the offsets the segment holds.
+pub(crate) fn scan_log(
+    file: &dyn VfsFile,
+    base_offset: u64,
+    interval: u32,
+    upper: Option<u64>,
+    from: ScanFrom,
+    synced_until: u64,
+) -> Result<Scan> {
+    let mut reader = ChunkReader::new(file)?;
+    let mut scan = Scan {
+        valid_end: from.position,
+        next_offset: from.expected,
+        state: from.state,
+        offset_entries: Vec::new(),
+        time_entries: Vec::new(),
+        crc: (from.position == 0).then_some(0),
+        damage: Vec::new(),
+        stop: None,
+    };
+    let mut position = from.position;
+    while position < reader.len {
+        let head = reader.get(position, BATCH_HEADER_BYTES)?;
+        let size = match batch::read_header(head) {
+            Ok(Frame::Batch(h)) => h.size(),
+            // The header alone is read: the batch's size is what it needs.
+            Ok(Frame::Incomplete { needed, .. }) => usize::try_from(needed).unwrap_or(head.len()),
+            // Let check_batch classify it below on what is there.
+            Err(_) => head.len(),
+        };
+        let buf = reader.get(position, size)?;
+        let checked = check_batch(buf, base_offset, scan.next_offset, upper).and_then(|h| {
+            u32::try_from(position).map(|p| (h, p)).map_err(|_| ScanStop {
+                position,
+                reason: CorruptReason::OffsetOutsideSegment {
+                    last_offset: h.last_offset(),
+                },
+                incomplete: false,
+            })
+        });
+        match checked {
+            Ok((header, pos32)) => {
+                scan.crc = scan.crc.map(|c| crc32c::crc32c_append(c, buf));
+                let (oe, te) = scan.state.step(&header, pos32, interval);
+                if let Some(e) = oe {
+                    scan.offset_entries.push(e);
+                }
+                if let Some(e) = te {
+                    if scan.time_entries.last().is_none_or(|l| l.timestamp < e.timestamp) {
+                        scan.time_entries.push(e);
+                    }
+                }
+                position += header.size() as u64;
+                scan.valid_end = position;
+                scan.next_offset = header.last_offset() as u64 + 1;
+            }
+            Err(mut stop) => {
+                stop.position = position;
+                if position < synced_until {
+                    if let Some((resume, _)) = resync(file, base_offset, position, scan.next_offset, upper)? {
+                        if let Some(c) = scan.crc {
+                            let damaged = reader.get(position, (resume - position) as usize)?;
+                            scan.crc = Some(crc32c::crc32c_append(c, damaged));
+                        }
+                        scan.damage.push((position, resume));
+                        // Index the resumed batch so lookups past the damage skip it.
+                        scan.state.bytes_since_last_index_entry = u64::from(interval) + 1;
+                        position = resume;
+                        continue;
+                    }
+                }
+                scan.stop = Some(stop);
+                break;
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// CRC-32C of the first `len` bytes of a file, read with `pread`.
+fn file_crc(file: &dyn VfsFile, len: u64) -> Result<u32> {
+    let mut reader = ChunkReader::new(file)?;
+    let mut crc = 0;
+    let mut position = 0;
+    while position < len.min(reader.len) {
+        let want = (len - position).min(RECOVERY_READ_BYTES as u64) as usize;
+        let chunk = reader.get(position, want)?;
+        if chunk.is_empty() {
+            break;
+        }
+        crc = crc32c::crc32c_append(crc, chunk);
+        position += chunk.len() as u64;
+    }
+    Ok(crc)
+}
+
+/// Searches forward from `from` (exclusive) for the next position holding a
+/// valid batch with offsets at or above `expected`: where reading resumes after
+/// damage. Bounded by the file length.
+pub(crate) fn resync(
+    file: &dyn VfsFile,
+    base_offset: u64,
+    from: u64,
+    expected: u64,
+    upper: Option<u64>,
+) -> Result<Option<(u64, BatchHeader)>> {
+    let mut reader = ChunkReader::new(file)?;
+    let mut position = from + 1;
+    while position + BATCH_HEADER_BYTES as u64 <= reader.len {
+        let head = reader.get(position, BATCH_HEADER_BYTES)?;
+        let size = match batch::read_header(head) {
+            Ok(Frame::Batch(h)) => Some((h.base_offset, h.size())),
+            Ok(Frame::Incomplete { needed, .. }) if head.len() == BATCH_HEADER_BYTES => {
+                let base = head
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(-1, i64::from_be_bytes);
+                usize::try_from(needed).ok().map(|n| (base, n))
+            }
+            _ => None,
+        };
+        if let Some((base, size)) = size {
+            if base >= 0 && base as u64 >= expected {
+                let buf = reader.get(position, size)?;
+                if let Ok(header) = check_batch(buf, base_offset, expected, upper) {
+                    return Ok(Some((position, header)));
+                }
+            }
+        }
+        position += 1;
+    }
+    Ok(None)
+}
+
+/// The same search over bytes in memory (a reader's view).
+pub(crate) fn resync_bytes(
+    bytes: &[u8],
+    base_offset: u64,
+    from: usize,
+    expected: u64,
+    upper: Option<u64>,
+) -> Option<(usize, BatchHeader)> {
+    let mut position = from + 1;
+    while position + BATCH_HEADER_BYTES <= bytes.len() {
+        let rest = bytes.get(position..)?;
+        if let Ok(Frame::Batch(h)) = batch::read_header(rest) {
+            if h.base_offset >= 0 && h.base_offset as u64 >= expected {
+                if let Ok(header) = check_batch(rest, base_offset, expected, upper) {
+                    return Some((position, header));
+                }
+            }
+        }
+        position += 1;
+    }
+    None
+}

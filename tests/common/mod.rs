@@ -1,0 +1,85 @@
+//! Helpers shared by the storage-engine tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use tidelog::batch::BatchRecord;
+use tidelog::internals::{PartitionConfig, PartitionLog, RealFs, RecoveryReport};
+use tidelog::{ManualClock, Record};
+
+pub const T0: i64 = 1_700_000_000_000;
+
+/// Small segments and indexes so rolls and index limits happen constantly.
+pub fn small_config() -> PartitionConfig {
+    PartitionConfig {
+        segment_bytes: 1024,
+        segment_ms: 7 * 24 * 3600 * 1000,
+        index_interval_bytes: 100,
+        index_bytes: 240,
+    }
+}
+
+pub fn open(dir: &Path, config: PartitionConfig) -> (PartitionLog, RecoveryReport) {
+    let clock = ManualClock::new(T0);
+    PartitionLog::open(RealFs::shared(), Arc::new(clock), dir, config).expect("open")
+}
+
+pub fn open_with_clock(
+    dir: &Path,
+    config: PartitionConfig,
+    clock: &ManualClock,
+) -> (PartitionLog, RecoveryReport) {
+    PartitionLog::open(RealFs::shared(), Arc::new(clock.clone()), dir, config).expect("open")
+}
+
+/// A self-describing record for offset `n`.
+pub fn record(n: u64) -> Record {
+    Record::new(format!("value-{n}-{}", "x".repeat((n % 7) as usize)))
+        .with_key(format!("key-{}", n % 13))
+        .with_header("n", n.to_string())
+        .with_timestamp(T0 + n as i64 * 10)
+}
+
+/// Appends records `from..to` one batch each.
+pub fn fill(log: &PartitionLog, from: u64, to: u64) {
+    for n in from..to {
+        let a = log.append_records(&[record(n)]).expect("append");
+        assert_eq!(a.base_offset, n);
+    }
+}
+
+/// Reads everything from `from` to the end.
+pub fn read_all(log: &PartitionLog, from: u64) -> Vec<BatchRecord> {
+    let mut out = Vec::new();
+    let mut next = from;
+    while next < log.end_offset() {
+        let got = log.read(next, 1000).expect("read");
+        assert!(
+            !got.is_empty(),
+            "read from {next} returned nothing before the end"
+        );
+        next = got.last().map(|r| r.offset + 1).unwrap_or(next);
+        out.extend(got);
+    }
+    out
+}
+
+/// Asserts `r` is the record `record(n)` wrote at offset n.
+pub fn assert_record(r: &BatchRecord, n: u64) {
+    let want = record(n);
+    assert_eq!(r.offset, n);
+    assert_eq!(r.timestamp, want.timestamp().unwrap());
+    assert_eq!(r.key.as_ref(), want.key());
+    assert_eq!(r.value.as_ref(), want.value());
+    assert_eq!(r.headers, want.headers());
+}
+
+pub fn log_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    v.sort();
+    v
+}
