@@ -143,6 +143,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// Wraps an `io::Error` with the path it was about.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
     /// A closure for `map_err` that wraps an `io::Error` with `path`.
     pub(crate) fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         move |source| Error::Io {

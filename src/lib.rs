@@ -11,16 +11,33 @@
 //! segment reads in tidelog. See `ARCHITECTURE.md` for the modules, the path of
 //! an append and of a read, and the on-disk format.
 //!
-//! This release contains the storage engine (batch codec, segments, indexes,
-//! partition log, recovery). The `Log`/producer/consumer surface is built on it
-//! next; the engine is reachable today through the `internals` feature.
+//! ```
+//! use tidelog::{Log, LogConfig, Record, TopicConfig};
+//! # let tmp = tempfile::tempdir()?;
+//! let log = Log::open(tmp.path().join("events"), LogConfig::default())?;
+//! log.create_topic("orders", TopicConfig::default().partitions(4))?;
+//! let producer = log.producer();
+//! let meta = producer.send("orders", Record::new("created").with_key("order-1"))?;
+//! let records = log.fetch("orders", meta.partition, meta.offset, 10)?;
+//! assert_eq!(records[0].value().map(|v| &v[..]), Some(&b"created"[..]));
+//! log.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Durability (see [`Durability`]): `Os` (default) acknowledges once the bytes
+//! are in the kernel, so a process crash loses nothing acknowledged;
+//! `Interval(d)` adds a background fsync every `d`; `Always` acknowledges only
+//! after an fsync, shared by concurrent senders (group commit).
+//!
+//! Consumer groups and maintenance (retention, compaction) are being built on
+//! this next.
 
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
-// Until the `Log` API is built on it, the engine is only reachable through the
-// `internals` feature; without it, it is compiled (and checked) but unused.
+// Some engine entry points (partition-level append, raw batch helpers) are
+// used only by benches and tests through the `internals` feature.
 #![cfg_attr(not(feature = "internals"), allow(dead_code))]
 
 #[cfg(feature = "internals")]
@@ -29,16 +46,26 @@ pub mod batch;
 mod batch;
 mod checkpoint;
 mod clock;
+mod config;
+mod durability;
 mod error;
 mod index;
 mod limits;
+mod log;
 mod mmap;
 mod partition;
+mod partitioner;
+mod producer;
 mod record;
 mod segment;
+mod topic;
 mod vfs;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Cleanup, Durability, LogConfig, Offset, TopicConfig};
+pub use log::{Log, PartitionInfo, TopicInfo};
+pub use partitioner::murmur2;
+pub use producer::{Producer, RecordMetadata, SendFuture};
 pub use error::{CorruptReason, Error, Result};
 pub use record::{ConsumedRecord, Record};
 

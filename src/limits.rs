@@ -32,7 +32,14 @@ pub(crate) const RECOVERY_READ_BYTES: usize = 1 << 20;
 
 const _: () = assert!(BATCH_BYTES_MAX as u64 <= SEGMENT_BYTES_MAX);
 const _: () = assert!(BATCH_HEADER_BYTES > LOG_OVERHEAD_BYTES);
-const _: () = assert!(INDEX_GROW_BYTES % OFFSET_ENTRY_BYTES as u64 == 0);
-const _: () = assert!(INDEX_GROW_BYTES % TIME_ENTRY_BYTES as u64 == 0);
+const _: () = assert!(INDEX_GROW_BYTES.is_multiple_of(OFFSET_ENTRY_BYTES as u64));
+const _: () = assert!(INDEX_GROW_BYTES.is_multiple_of(TIME_ENTRY_BYTES as u64));
 const _: () = assert!(INDEX_GROW_BYTES <= INDEX_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN as usize >= BATCH_HEADER_BYTES);
+
+/// Most partitions of one topic.
+pub(crate) const PARTITIONS_PER_TOPIC_MAX: u32 = 100_000;
+/// Most topics in one log.
+pub(crate) const TOPICS_MAX: usize = 100_000;
+/// Longest topic name (Kafka's limit).
+pub(crate) const TOPIC_NAME_BYTES_MAX: usize = 249;

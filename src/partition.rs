@@ -283,6 +283,16 @@ impl PartitionLog {
         self.append_trusted(batch_bytes, header)
     }
 
+    /// Appends a batch encoded by [`batch::encode_batch`] (trusted: not validated
+    /// again); its base offset is set to the log end offset.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::append_records`].
+    pub fn append_encoded(&self, buf: &mut [u8], header: BatchHeader) -> Result<Appended> {
+        debug_assert!(batch::validate_batch(buf).is_ok(), "only valid batches are appended");
+        self.append_trusted(buf, header)
+    }
+
     /// Appends a batch known valid (encoded by us or validated).
     fn append_trusted(&self, buf: &mut [u8], header: BatchHeader) -> Result<Appended> {
         let now = self.clock.now_ms();
@@ -392,6 +402,42 @@ impl PartitionLog {
             self.write_checkpoint(&inner, None)?;
         }
         Ok(())
+    }
+
+    /// fsyncs the active segment without holding the partition lock while the
+    /// fsync runs; returns the end offset it covers (every offset below it is
+    /// durable: older segments were fsynced when sealed). A failure fences the
+    /// partition: the fsync is never retried.
+    ///
+    /// # Errors
+    /// `Io` from the fsync, `Fenced`, `Closed`.
+    pub fn sync_active(&self) -> Result<u64> {
+        let (file, point, end) = {
+            let inner = self.inner.read();
+            inner.check_writable(&self.dir)?;
+            let Some(active) = inner.segments.last() else {
+                return Ok(inner.end_offset());
+            };
+            (active.log_file(), (active.base_offset(), active.size()), inner.end_offset())
+        };
+        match file.sync_data() {
+            Ok(()) => {
+                let mut inner = self.inner.write();
+                if point > inner.sync {
+                    inner.sync = point;
+                }
+                Ok(end)
+            }
+            Err(e) => {
+                self.inner.write().fenced = Some(format!("fsync failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether a failed fsync or write fenced the partition.
+    pub fn is_fenced(&self) -> bool {
+        self.inner.read().fenced.is_some()
     }
 
     /// Up to `max` records with offsets >= `from`, in order (at least one if any

@@ -482,6 +482,9 @@ impl Segment {
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
+    pub(crate) fn log_file(&self) -> Arc<dyn VfsFile> {
+        self.log.clone()
+    }
     pub(crate) fn is_sealed(&self) -> bool {
         self.sealed
     }

@@ -27,6 +27,11 @@ pub trait Vfs: Send + Sync + Debug {
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> Result<()>;
+    /// Removes a directory and everything in it.
+    fn remove_dir_all(&self, path: &Path) -> Result<()>;
+    /// Takes an exclusive, non-blocking lock on the file at `path` (created if
+    /// missing), held until the returned guard drops. `Ok(None)`: held elsewhere.
+    fn lock(&self, path: &Path) -> Result<Option<LockGuard>>;
     /// Creates a directory and its missing parents.
     fn create_dir_all(&self, path: &Path) -> Result<()>;
     /// Makes the directory's entries (creates, renames, unlinks) durable.
@@ -65,6 +70,12 @@ pub trait VfsFile: Send + Sync + Debug {
     fn map_read(&self, len: usize) -> Result<Bytes>;
     /// A writable map of the first `len` bytes; stores go only into allocated space.
     fn map_write(&self, len: usize) -> Result<WriteMap>;
+}
+
+/// An exclusive lock on a file, released when dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    _file: File,
 }
 
 /// The real filesystem, through `std` and `libc`.
@@ -116,6 +127,27 @@ impl Vfs for RealFs {
 
     fn remove(&self, path: &Path) -> Result<()> {
         fs::remove_file(path).map_err(Error::io_at(path))
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> Result<()> {
+        fs::remove_dir_all(path).map_err(Error::io_at(path))
+    }
+
+    fn lock(&self, path: &Path) -> Result<Option<LockGuard>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(Error::io_at(path))?;
+        // flock: per open file description, so a second open in this process
+        // conflicts too; the kernel drops it when the holder dies.
+        match file.try_lock() {
+            Ok(()) => Ok(Some(LockGuard { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+        }
     }
 
     fn create_dir_all(&self, path: &Path) -> Result<()> {

@@ -1,0 +1,565 @@
+//! `Log`: a directory of topics, each a set of partition logs laid out as
+//! Kafka lays them out (`<topic>-<partition>/`), with tidelog's own metadata in
+//! files at the root (`LOCK`, `.clean-shutdown`, `tidelog.topics`).
+//!
+//! Thread-safety: `Log` is a cheap `Clone` of one shared `Arc`; every method
+//! takes `&self`. Lock order: `LogInner.metadata` (topic changes) →
+//! `LogInner.topics` → `PartitionLog.inner`; `GroupCommit.state` is taken with
+//! none of these held.
+
+use crate::config::{Durability, LogConfig, TopicConfig};
+use crate::durability::GroupCommit;
+use crate::error::{Error, Result};
+use crate::partition::PartitionLog;
+use crate::producer::Producer;
+use crate::record::ConsumedRecord;
+use crate::topic::{self, TOPICS_FILE};
+use crate::vfs::{self, LockGuard, RealFs, Vfs};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+const LOCK_FILE: &str = "LOCK";
+const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+
+/// One partition of a topic: its log and its group-commit state.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    pub(crate) log: PartitionLog,
+    pub(crate) commit: GroupCommit,
+}
+
+/// A topic: its name, config and partitions. Replaced whole on alter.
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) name: Arc<str>,
+    pub(crate) config: TopicConfig,
+    pub(crate) partitions: Vec<Arc<Partition>>,
+}
+
+/// Description of a topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicInfo {
+    /// The topic's name.
+    pub name: String,
+    /// Its stored config.
+    pub config: TopicConfig,
+    /// Its partitions, in order.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// Description of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// The partition number.
+    pub partition: u32,
+    /// The first readable offset.
+    pub start_offset: u64,
+    /// The next offset to be written (Kafka's log end offset).
+    pub end_offset: u64,
+    /// Number of segments.
+    pub segments: usize,
+    /// Bytes of `.log` files.
+    pub size_bytes: u64,
+}
+
+/// An open log directory. See the crate docs.
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub(crate) inner: Arc<LogInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct LogInner {
+    pub(crate) dir: PathBuf,
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) config: LogConfig,
+    /// Serialises topic creation, deletion and alteration (first in lock order).
+    metadata: Mutex<()>,
+    pub(crate) topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    closed: AtomicBool,
+    lock: Mutex<Option<LockGuard>>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    nonce: AtomicU64,
+}
+
+impl Log {
+    /// Opens (creating if missing) the log directory at `path`, takes its lock
+    /// and recovers every partition.
+    ///
+    /// # Errors
+    /// `Locked` if another open `Log` holds the directory; `InvalidConfig`;
+    /// `Corrupt` if the topics file is damaged; `Io`.
+    pub fn open(path: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
+        Self::open_with(RealFs::shared(), path.as_ref(), config)
+    }
+
+    pub(crate) fn open_with(vfs: Arc<dyn Vfs>, dir: &Path, config: LogConfig) -> Result<Log> {
+        config.validate()?;
+        vfs.create_dir_all(dir)?;
+        let Some(lock) = vfs.lock(&dir.join(LOCK_FILE))? else {
+            return Err(Error::Locked { path: dir.to_owned() });
+        };
+        // The marker is removed before anything changes: a crash during this
+        // open means a full recovery next time.
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        if vfs.exists(&marker)? {
+            vfs.remove(&marker)?;
+            vfs.sync_dir(dir)?;
+        }
+        for name in vfs.list(dir)? {
+            if name.contains(vfs::TMP_MARK) {
+                vfs.remove(&dir.join(&name))?;
+            }
+        }
+        let topics_path = dir.join(TOPICS_FILE);
+        let stored = if vfs.exists(&topics_path)? {
+            topic::decode(&vfs.read(&topics_path)?).map_err(|reason| Error::Corrupt {
+                path: topics_path.clone(),
+                position: 0,
+                reason,
+            })?
+        } else {
+            Vec::new()
+        };
+        let mut topics = BTreeMap::new();
+        for (name, config_t) in stored {
+            let t = open_topic(&vfs, dir, &config, &name, &config_t, Vec::new())?;
+            topics.insert(name, Arc::new(t));
+        }
+        // Partition folders of no topic (a crash during create or delete) go.
+        for name in vfs.list(dir)? {
+            if let Some((topic_name, _)) = parse_partition_dir(&name) {
+                let known = topics.get(topic_name).is_some_and(|t: &Arc<Topic>| {
+                    parse_partition_dir(&name).is_some_and(|(_, p)| (p as usize) < t.partitions.len())
+                });
+                if !known && !topic_name.starts_with("__") {
+                    vfs.remove_dir_all(&dir.join(&name))?;
+                }
+            }
+        }
+        let inner = Arc::new(LogInner {
+            dir: dir.to_owned(),
+            nonce: AtomicU64::new(config.clock.now_ms() as u64 ^ (u64::from(std::process::id()) << 32)),
+            vfs,
+            config,
+            metadata: Mutex::new(()),
+            topics: RwLock::new(topics),
+            closed: AtomicBool::new(false),
+            lock: Mutex::new(Some(lock)),
+            flusher: Mutex::new(None),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+        });
+        if let Durability::Interval(every) = inner.config.durability {
+            let weak = Arc::downgrade(&inner);
+            let stop = inner.stop.clone();
+            let handle = std::thread::Builder::new()
+                .name("tidelog-flush".into())
+                .spawn(move || loop {
+                    {
+                        let (lock, cv) = &*stop;
+                        let mut stopped = lock.lock();
+                        if !*stopped {
+                            let _ = cv.wait_for(&mut stopped, every);
+                        }
+                        if *stopped {
+                            return;
+                        }
+                    }
+                    let Some(inner) = weak.upgrade() else { return };
+                    // A failed fsync fences its partition; others keep going.
+                    let _ = inner.sync_all();
+                })
+                .map_err(|e| Error::io(dir, e))?;
+            *inner.flusher.lock() = Some(handle);
+        }
+        Ok(Log { inner })
+    }
+
+    /// The log directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                path: self.inner.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Flushes and fsyncs everything, stops background work, marks a clean
+    /// shutdown and releases the lock. Later calls on this log and its handles
+    /// return `Error::Closed`; a second `close` is `Ok`.
+    ///
+    /// # Errors
+    /// `Io` if a flush fails (the next open then recovers).
+    pub fn close(&self) -> Result<()> {
+        let _meta = self.inner.metadata.lock();
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.stop_flusher();
+        let mut first_err = None;
+        for t in self.inner.topics.read().values() {
+            for p in &t.partitions {
+                if let Err(e) = p.log.close() {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if first_err.is_none() {
+            let marker = self.inner.dir.join(CLEAN_SHUTDOWN_FILE);
+            let nonce = self.inner.next_nonce();
+            if let Err(e) = vfs::atomic_replace(&*self.inner.vfs, &marker, b"{\"version\":0}", nonce) {
+                first_err = Some(e);
+            }
+        }
+        *self.inner.lock.lock() = None;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A producer handle (cheap; `Clone + Send + Sync`).
+    pub fn producer(&self) -> Producer {
+        Producer::new(self.clone())
+    }
+
+    /// fsyncs every partition now.
+    ///
+    /// # Errors
+    /// `Closed`; `Io` if an fsync fails (that partition is fenced).
+    pub fn flush(&self) -> Result<()> {
+        self.check_open()?;
+        self.inner.sync_all()
+    }
+
+    /// Creates a topic with `config`, stored with it.
+    ///
+    /// # Errors
+    /// `InvalidTopicName`, `TopicExists`, `InvalidConfig`, `Closed`, `Io`.
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        self.check_open()?;
+        topic::validate_name(name)?;
+        config.validate()?;
+        self.create_topic_unchecked(name, config)
+    }
+
+    pub(crate) fn create_topic_unchecked(&self, name: &str, config: TopicConfig) -> Result<()> {
+        let _meta = self.inner.metadata.lock();
+        self.check_open()?;
+        {
+            let topics = self.inner.topics.read();
+            if topics.contains_key(name) {
+                return Err(Error::TopicExists { topic: name.to_owned() });
+            }
+            if let Some(other) = topics.keys().find(|k| topic::collides(k, name)) {
+                return Err(Error::InvalidTopicName {
+                    name: name.to_owned(),
+                    reason: if other.contains('.') {
+                        "it collides with an existing topic that differs only by '.' and '_'"
+                    } else {
+                        "it collides with an existing topic that differs only by '_' and '.'"
+                    },
+                });
+            }
+            if topics.len() >= crate::limits::TOPICS_MAX {
+                return Err(Error::InvalidConfig {
+                    field: "topics",
+                    reason: format!("the log already has {} topics", topics.len()),
+                });
+            }
+        }
+        let t = open_topic(&self.inner.vfs, &self.inner.dir, &self.inner.config, name, &config, Vec::new())?;
+        self.inner.vfs.sync_dir(&self.inner.dir)?;
+        let mut next = self.inner.topics.read().clone();
+        next.insert(name.to_owned(), Arc::new(t));
+        self.inner.store_topics(&next)?;
+        *self.inner.topics.write() = next;
+        Ok(())
+    }
+
+    /// Deletes a topic and its data.
+    ///
+    /// # Errors
+    /// `UnknownTopic`, `Closed`, `Io`.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.check_open()?;
+        let _meta = self.inner.metadata.lock();
+        let mut next = self.inner.topics.read().clone();
+        let Some(t) = next.remove(name) else {
+            return Err(Error::UnknownTopic { topic: name.to_owned() });
+        };
+        // The metadata goes first: a crash after it leaves folders that the next
+        // open removes.
+        self.inner.store_topics(&next)?;
+        *self.inner.topics.write() = next;
+        for (i, p) in t.partitions.iter().enumerate() {
+            let _ = p.log.close();
+            let dir = self.inner.dir.join(format!("{name}-{i}"));
+            if self.inner.vfs.exists(&dir)? {
+                self.inner.vfs.remove_dir_all(&dir)?;
+            }
+        }
+        self.inner.vfs.sync_dir(&self.inner.dir)
+    }
+
+    /// Changes a topic's config. Partitions may only grow.
+    ///
+    /// # Errors
+    /// `UnknownTopic`, `InvalidConfig` (also for fewer partitions), `Closed`, `Io`.
+    pub fn alter_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        self.check_open()?;
+        config.validate()?;
+        let _meta = self.inner.metadata.lock();
+        let old = self.topic(name)?;
+        if config.partitions < old.config.partitions {
+            return Err(Error::InvalidConfig {
+                field: "partitions",
+                reason: format!(
+                    "topic {name:?} has {} partitions; partitions can only grow, not shrink to {}",
+                    old.config.partitions, config.partitions
+                ),
+            });
+        }
+        let t = open_topic(
+            &self.inner.vfs,
+            &self.inner.dir,
+            &self.inner.config,
+            name,
+            &config,
+            old.partitions.clone(),
+        )?;
+        self.inner.vfs.sync_dir(&self.inner.dir)?;
+        let mut next = self.inner.topics.read().clone();
+        next.insert(name.to_owned(), Arc::new(t));
+        self.inner.store_topics(&next)?;
+        *self.inner.topics.write() = next;
+        Ok(())
+    }
+
+    /// The topic names, sorted (internal topics excluded).
+    pub fn topics(&self) -> Vec<String> {
+        self.inner
+            .topics
+            .read()
+            .keys()
+            .filter(|k| !k.starts_with("__"))
+            .cloned()
+            .collect()
+    }
+
+    /// Describes a topic.
+    ///
+    /// # Errors
+    /// `UnknownTopic`, `Closed`.
+    pub fn describe(&self, name: &str) -> Result<TopicInfo> {
+        self.check_open()?;
+        let t = self.topic(name)?;
+        Ok(TopicInfo {
+            name: name.to_owned(),
+            config: t.config.clone(),
+            partitions: t
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PartitionInfo {
+                    partition: i as u32,
+                    start_offset: p.log.start_offset(),
+                    end_offset: p.log.end_offset(),
+                    segments: p.log.segment_count(),
+                    size_bytes: p.log.size_bytes(),
+                })
+                .collect(),
+        })
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
+    }
+
+    pub(crate) fn partition(&self, t: &Topic, partition: u32) -> Result<Arc<Partition>> {
+        t.partitions
+            .get(partition as usize)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPartition {
+                topic: t.name.to_string(),
+                partition,
+                partitions: t.partitions.len() as u32,
+            })
+    }
+
+    /// Up to `max` records of a partition with offsets `>= from`, in order: at
+    /// least one if any record exists at or after `from`, empty at the end.
+    /// Zero-copy: keys and values point into the mapped segment.
+    ///
+    /// # Errors
+    /// `UnknownTopic`, `UnknownPartition`, `OffsetOutOfRange` (below the start or
+    /// past the end), `Corrupt` over damaged bytes, `Closed`.
+    pub fn fetch(&self, topic: &str, partition: u32, from: u64, max: usize) -> Result<Vec<ConsumedRecord>> {
+        self.check_open()?;
+        let t = self.topic(topic)?;
+        let p = self.partition(&t, partition)?;
+        let records = p.log.read(from, max).map_err(|e| with_place(e, topic, partition))?;
+        // With `Always`, readers see only what is durable.
+        let visible = match self.inner.config.durability {
+            Durability::Always => p.commit.durable_offset(),
+            _ => u64::MAX,
+        };
+        Ok(records
+            .into_iter()
+            .filter(|r| r.offset < visible)
+            .map(|r| ConsumedRecord {
+                topic: t.name.clone(),
+                partition,
+                offset: r.offset,
+                timestamp: r.timestamp,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+            })
+            .collect())
+    }
+
+    /// The first offset whose record timestamp is `>= timestamp`, or `None`.
+    ///
+    /// # Errors
+    /// `UnknownTopic`, `UnknownPartition`, `Corrupt`, `Closed`.
+    pub fn offset_for_timestamp(&self, topic: &str, partition: u32, timestamp: i64) -> Result<Option<u64>> {
+        self.check_open()?;
+        let t = self.topic(topic)?;
+        let p = self.partition(&t, partition)?;
+        p.log
+            .offset_for_timestamp(timestamp)
+            .map_err(|e| with_place(e, topic, partition))
+    }
+}
+
+/// Fills in the topic and partition of errors raised by a bare partition log.
+pub(crate) fn with_place(e: Error, topic: &str, partition: u32) -> Error {
+    match e {
+        Error::OffsetOutOfRange {
+            offset, start, end, ..
+        } => Error::OffsetOutOfRange {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            start,
+            end,
+        },
+        Error::RecordTooLarge { size, max, .. } => Error::RecordTooLarge {
+            topic: topic.to_owned(),
+            partition,
+            size,
+            max,
+        },
+        Error::InvalidRecord { reason, .. } => Error::InvalidRecord {
+            topic: topic.to_owned(),
+            reason,
+        },
+        other => other,
+    }
+}
+
+impl LogInner {
+    fn next_nonce(&self) -> u64 {
+        self.nonce.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn store_topics(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {
+        let list: Vec<(&str, &TopicConfig)> = topics.iter().map(|(k, t)| (k.as_str(), &t.config)).collect();
+        vfs::atomic_replace(&*self.vfs, &self.dir.join(TOPICS_FILE), &topic::encode(&list), self.next_nonce())
+    }
+
+    fn sync_all(&self) -> Result<()> {
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        let mut first_err = None;
+        for t in topics {
+            for p in &t.partitions {
+                let end = p.log.end_offset();
+                if let Err(e) = p.commit.wait_durable(&p.log, end) {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn stop_flusher(&self) {
+        {
+            let (lock, cv) = &*self.stop;
+            *lock.lock() = true;
+            cv.notify_all();
+        }
+        if let Some(h) = self.flusher.lock().take() {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl Drop for LogInner {
+    fn drop(&mut self) {
+        // Dropped without close: stop the flusher, best-effort flush. Every
+        // appended byte is already in the kernel; the next open recovers.
+        if !self.closed.load(Ordering::Acquire) {
+            self.stop_flusher();
+            let _ = self.sync_all();
+        }
+    }
+}
+
+/// Opens (creating if missing) the partitions of a topic; `existing` are kept.
+fn open_topic(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    log_config: &LogConfig,
+    name: &str,
+    config: &TopicConfig,
+    existing: Vec<Arc<Partition>>,
+) -> Result<Topic> {
+    let mut partitions = existing;
+    for i in partitions.len() as u32..config.partitions {
+        let pdir = dir.join(format!("{name}-{i}"));
+        let (log, _report) =
+            PartitionLog::open(vfs.clone(), log_config.clock.clone(), &pdir, config.partition_config())?;
+        // What recovery kept is in the page cache; make it durable before the
+        // group-commit watermark says so.
+        let end = match log_config.durability {
+            Durability::Always => log.sync_active()?,
+            _ => log.end_offset(),
+        };
+        partitions.push(Arc::new(Partition {
+            log,
+            commit: GroupCommit::new(end),
+        }));
+    }
+    Ok(Topic {
+        name: Arc::from(name),
+        config: config.clone(),
+        partitions,
+    })
+}
+
+/// `<topic>-<digits>` → (topic, partition), parsed at the last '-' as Kafka does.
+fn parse_partition_dir(name: &str) -> Option<(&str, u32)> {
+    let (topic, digits) = name.rsplit_once('-')?;
+    if topic.is_empty() || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((topic, digits.parse().ok()?))
+}

@@ -1,0 +1,314 @@
+//! `Producer`: appends records to topics. Keyed records go where Kafka's
+//! default partitioner puts them; keyless records are spread round robin.
+//! `send_batch` appends one atomic batch per partition.
+//!
+//! Thread-safety: `Producer` is `Clone + Send + Sync`; clones share the log and
+//! the round-robin counter.
+
+use crate::batch::{self, BatchHeader, EncodeError};
+use crate::config::Durability;
+use crate::error::{Error, Result};
+use crate::log::{with_place, Log, Partition, Topic};
+use crate::partitioner::partition_for_key;
+use crate::record::Record;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// Where and when a record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// The partition it went to.
+    pub partition: u32,
+    /// Its offset there.
+    pub offset: u64,
+    /// Its timestamp (the record's, or the time of the send).
+    pub timestamp: i64,
+}
+
+/// Appends records to a [`Log`]. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    log: Log,
+    next_keyless: Arc<AtomicU32>,
+}
+
+/// A batch appended but maybe not yet durable.
+struct Pending {
+    partition: Arc<Partition>,
+    next_offset: u64,
+}
+
+impl Producer {
+    pub(crate) fn new(log: Log) -> Producer {
+        Producer {
+            log,
+            next_keyless: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// Appends one record; returns once it is as durable as the log's
+    /// `Durability` says.
+    ///
+    /// # Errors
+    /// `UnknownTopic` (unless topics are auto-created), `InvalidRecord` (no key
+    /// in a compacted topic), `RecordTooLarge`, `Fenced`, `Closed`, `Io`.
+    pub fn send(&self, topic: &str, record: Record) -> Result<RecordMetadata> {
+        let (metas, pending) = self.append(topic, None, vec![record])?;
+        self.wait(&pending)?;
+        metas.into_iter().next().ok_or_else(|| Error::InvalidRecord {
+            topic: topic.to_owned(),
+            reason: "no record was sent".into(),
+        })
+    }
+
+    /// Appends one record to an explicit partition.
+    ///
+    /// # Errors
+    /// As [`Producer::send`], and `UnknownPartition`.
+    pub fn send_to(&self, topic: &str, partition: u32, record: Record) -> Result<RecordMetadata> {
+        let (metas, pending) = self.append(topic, Some(partition), vec![record])?;
+        self.wait(&pending)?;
+        metas.into_iter().next().ok_or_else(|| Error::InvalidRecord {
+            topic: topic.to_owned(),
+            reason: "no record was sent".into(),
+        })
+    }
+
+    /// Appends records grouped by partition, each group as one atomic batch
+    /// (after any crash a group is wholly there or wholly absent). Every record
+    /// is validated first: one invalid record fails the call and writes nothing.
+    /// Metadata comes back in input order.
+    ///
+    /// # Errors
+    /// As [`Producer::send`].
+    pub fn send_batch(&self, topic: &str, records: Vec<Record>) -> Result<Vec<RecordMetadata>> {
+        if records.is_empty() {
+            self.log.check_open()?;
+            return Ok(Vec::new());
+        }
+        let (metas, pending) = self.append(topic, None, records)?;
+        self.wait(&pending)?;
+        Ok(metas)
+    }
+
+    /// As [`Producer::send`], as a future that needs no runtime; it resolves
+    /// when the record is as durable as configured. The append happens at the
+    /// first poll; with `Durability::Always` the fsync wait runs on a helper
+    /// thread, so no executor thread blocks on it.
+    pub fn send_async(&self, topic: &str, record: Record) -> SendFuture {
+        SendFuture {
+            producer: self.clone(),
+            topic: topic.to_owned(),
+            record: Some(record),
+            waiting: None,
+        }
+    }
+
+    fn topic_for_send(&self, topic: &str) -> Result<Arc<Topic>> {
+        self.log.check_open()?;
+        match self.log.topic(topic) {
+            Err(Error::UnknownTopic { .. }) if self.log.inner.config.auto_create_topics => {
+                crate::topic::validate_name(topic)?;
+                match self.log.create_topic_unchecked(topic, self.log.inner.config.default_topic.clone()) {
+                    Ok(()) | Err(Error::TopicExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                self.log.topic(topic)
+            }
+            other => other,
+        }
+    }
+
+    /// Validates, encodes and appends; returns metadata in input order.
+    fn append(
+        &self,
+        topic: &str,
+        explicit: Option<u32>,
+        records: Vec<Record>,
+    ) -> Result<(Vec<RecordMetadata>, Vec<Pending>)> {
+        let t = self.topic_for_send(topic)?;
+        let count = t.partitions.len() as u32;
+        let now = self.log.inner.config.clock.now_ms();
+        // Place and validate every record before writing anything.
+        let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+        let keyless_base = self.next_keyless.fetch_add(1, Ordering::Relaxed);
+        for (i, r) in records.iter().enumerate() {
+            if t.config.is_compacted() && r.key.is_none() {
+                return Err(Error::InvalidRecord {
+                    topic: topic.to_owned(),
+                    reason: format!("record {i} has no key; a compacted topic needs one"),
+                });
+            }
+            let p = match (explicit, &r.key) {
+                (Some(p), _) => {
+                    if p >= count {
+                        return Err(Error::UnknownPartition {
+                            topic: topic.to_owned(),
+                            partition: p,
+                            partitions: count,
+                        });
+                    }
+                    p
+                }
+                (None, Some(k)) => partition_for_key(k, count),
+                // Keyless records of one call stick to one partition (one batch).
+                (None, None) => keyless_base % count,
+            };
+            match groups.iter_mut().find(|(gp, _)| *gp == p) {
+                Some((_, idx)) => idx.push(i),
+                None => groups.push((p, vec![i])),
+            }
+        }
+        let max = u64::from(t.config.max_record_bytes);
+        let mut encoded: Vec<(Arc<Partition>, u32, Vec<u8>, BatchHeader)> = Vec::with_capacity(groups.len());
+        for (p, idx) in &groups {
+            let part = self.log.partition(&t, *p)?;
+            let group: Vec<Record> = idx.iter().filter_map(|i| records.get(*i).cloned()).collect();
+            let mut buf = Vec::new();
+            let header = batch::encode_batch(&mut buf, 0, &group, now).map_err(|e| match e {
+                EncodeError::TooLarge { size } => Error::RecordTooLarge {
+                    topic: topic.to_owned(),
+                    partition: *p,
+                    size,
+                    max,
+                },
+                other => Error::InvalidRecord {
+                    topic: topic.to_owned(),
+                    reason: other.to_string(),
+                },
+            })?;
+            if buf.len() as u64 > max {
+                return Err(Error::RecordTooLarge {
+                    topic: topic.to_owned(),
+                    partition: *p,
+                    size: buf.len() as u64,
+                    max,
+                });
+            }
+            encoded.push((part, *p, buf, header));
+        }
+        let mut metas = vec![
+            RecordMetadata {
+                partition: 0,
+                offset: 0,
+                timestamp: 0
+            };
+            records.len()
+        ];
+        let mut pending = Vec::with_capacity(encoded.len());
+        for ((part, p, mut buf, header), (_, idx)) in encoded.into_iter().zip(&groups) {
+            self.log.check_open()?;
+            let appended = part
+                .log
+                .append_encoded(&mut buf, header)
+                .map_err(|e| with_place(e, topic, p))?;
+            for (k, i) in idx.iter().enumerate() {
+                if let (Some(m), Some(r)) = (metas.get_mut(*i), records.get(*i)) {
+                    *m = RecordMetadata {
+                        partition: p,
+                        offset: appended.base_offset + k as u64,
+                        timestamp: r.timestamp.unwrap_or(now),
+                    };
+                }
+            }
+            pending.push(Pending {
+                partition: part,
+                next_offset: appended.last_offset + 1,
+            });
+        }
+        Ok((metas, pending))
+    }
+
+    fn needs_wait(&self) -> bool {
+        matches!(self.log.inner.config.durability, Durability::Always)
+    }
+
+    fn wait(&self, pending: &[Pending]) -> Result<()> {
+        if !self.needs_wait() {
+            return Ok(());
+        }
+        for p in pending {
+            p.partition.commit.wait_durable(&p.partition.log, p.next_offset)?;
+        }
+        Ok(())
+    }
+}
+
+type Slot = Arc<parking_lot::Mutex<(Option<Result<()>>, Option<std::task::Waker>)>>;
+
+/// The future of [`Producer::send_async`]. `Send`; needs no runtime.
+#[derive(Debug)]
+pub struct SendFuture {
+    producer: Producer,
+    topic: String,
+    record: Option<Record>,
+    waiting: Option<(RecordMetadata, Slot)>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("next_offset", &self.next_offset).finish()
+    }
+}
+
+impl Future for SendFuture {
+    type Output = Result<RecordMetadata>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some((meta, slot)) = &this.waiting {
+            let mut s = slot.lock();
+            return match s.0.take() {
+                Some(result) => Poll::Ready(result.map(|()| *meta)),
+                None => {
+                    s.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            };
+        }
+        let Some(record) = this.record.take() else {
+            return Poll::Ready(Err(Error::InvalidRecord {
+                topic: this.topic.clone(),
+                reason: "the send future was polled after it completed".into(),
+            }));
+        };
+        let (metas, pending) = match this.producer.append(&this.topic, None, vec![record]) {
+            Ok(x) => x,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let Some(meta) = metas.first().copied() else {
+            return Poll::Ready(Err(Error::InvalidRecord {
+                topic: this.topic.clone(),
+                reason: "no record was sent".into(),
+            }));
+        };
+        let durable = !this.producer.needs_wait()
+            || pending.iter().all(|p| p.partition.commit.is_durable(p.next_offset));
+        if durable {
+            return Poll::Ready(Ok(meta));
+        }
+        // Wait for the fsync off the executor's thread.
+        let slot: Slot = Arc::new(parking_lot::Mutex::new((None, Some(cx.waker().clone()))));
+        let worker_slot = slot.clone();
+        let producer = this.producer.clone();
+        let spawned = std::thread::Builder::new().name("tidelog-send".into()).spawn(move || {
+            let result = producer.wait(&pending);
+            let waker = {
+                let mut s = worker_slot.lock();
+                s.0 = Some(result);
+                s.1.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        });
+        if let Err(e) = spawned {
+            return Poll::Ready(Err(Error::io(this.producer.log.path(), e)));
+        }
+        this.waiting = Some((meta, slot));
+        Poll::Pending
+    }
+}
