@@ -132,13 +132,20 @@ impl TopicConfig {
         if self.partitions > crate::limits::PARTITIONS_PER_TOPIC_MAX {
             return bad(
                 "partitions",
-                format!("{} is over the limit of {}", self.partitions, crate::limits::PARTITIONS_PER_TOPIC_MAX),
+                format!(
+                    "{} is over the limit of {}",
+                    self.partitions,
+                    crate::limits::PARTITIONS_PER_TOPIC_MAX
+                ),
             );
         }
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
             return bad(
                 "segment_bytes",
-                format!("{} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}", self.segment_bytes),
+                format!(
+                    "{} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}",
+                    self.segment_bytes
+                ),
             );
         }
         if self.segment_ms == 0 {
@@ -148,7 +155,10 @@ impl TopicConfig {
             return bad("index_interval_bytes", "must be at least 1".into());
         }
         if self.max_record_bytes == 0 || self.max_record_bytes > BATCH_BYTES_MAX {
-            return bad("max_record_bytes", format!("{} is outside 1..={BATCH_BYTES_MAX}", self.max_record_bytes));
+            return bad(
+                "max_record_bytes",
+                format!("{} is outside 1..={BATCH_BYTES_MAX}", self.max_record_bytes),
+            );
         }
         if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
             return bad(

@@ -42,6 +42,12 @@
 
 #[cfg(feature = "internals")]
 pub mod batch;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 #[cfg(not(feature = "internals"))]
 mod batch;
 mod checkpoint;
@@ -63,10 +69,10 @@ mod vfs;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Cleanup, Durability, LogConfig, Offset, TopicConfig};
+pub use error::{CorruptReason, Error, Result};
 pub use log::{Log, PartitionInfo, TopicInfo};
 pub use partitioner::murmur2;
 pub use producer::{Producer, RecordMetadata, SendFuture};
-pub use error::{CorruptReason, Error, Result};
 pub use record::{ConsumedRecord, Record};
 
 /// Building blocks below the public API (the batch codec is `tidelog::batch`), for benches and tests. Not stable:

@@ -259,7 +259,9 @@ impl Log {
         {
             let topics = self.inner.topics.read();
             if topics.contains_key(name) {
-                return Err(Error::TopicExists { topic: name.to_owned() });
+                return Err(Error::TopicExists {
+                    topic: name.to_owned(),
+                });
             }
             if let Some(other) = topics.keys().find(|k| topic::collides(k, name)) {
                 return Err(Error::InvalidTopicName {
@@ -278,7 +280,14 @@ impl Log {
                 });
             }
         }
-        let t = open_topic(&self.inner.vfs, &self.inner.dir, &self.inner.config, name, &config, Vec::new())?;
+        let t = open_topic(
+            &self.inner.vfs,
+            &self.inner.dir,
+            &self.inner.config,
+            name,
+            &config,
+            Vec::new(),
+        )?;
         self.inner.vfs.sync_dir(&self.inner.dir)?;
         let mut next = self.inner.topics.read().clone();
         next.insert(name.to_owned(), Arc::new(t));
@@ -296,7 +305,9 @@ impl Log {
         let _meta = self.inner.metadata.lock();
         let mut next = self.inner.topics.read().clone();
         let Some(t) = next.remove(name) else {
-            return Err(Error::UnknownTopic { topic: name.to_owned() });
+            return Err(Error::UnknownTopic {
+                topic: name.to_owned(),
+            });
         };
         // The metadata goes first: a crash after it leaves folders that the next
         // open removes.
@@ -388,7 +399,9 @@ impl Log {
             .read()
             .get(name)
             .cloned()
-            .ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
+            .ok_or_else(|| Error::UnknownTopic {
+                topic: name.to_owned(),
+            })
     }
 
     pub(crate) fn partition(&self, t: &Topic, partition: u32) -> Result<Arc<Partition>> {
@@ -413,7 +426,10 @@ impl Log {
         self.check_open()?;
         let t = self.topic(topic)?;
         let p = self.partition(&t, partition)?;
-        let records = p.log.read(from, max).map_err(|e| with_place(e, topic, partition))?;
+        let records = p
+            .log
+            .read(from, max)
+            .map_err(|e| with_place(e, topic, partition))?;
         // With `Always`, readers see only what is durable.
         let visible = match self.inner.config.durability {
             Durability::Always => p.commit.durable_offset(),
@@ -481,7 +497,12 @@ impl LogInner {
 
     fn store_topics(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {
         let list: Vec<(&str, &TopicConfig)> = topics.iter().map(|(k, t)| (k.as_str(), &t.config)).collect();
-        vfs::atomic_replace(&*self.vfs, &self.dir.join(TOPICS_FILE), &topic::encode(&list), self.next_nonce())
+        vfs::atomic_replace(
+            &*self.vfs,
+            &self.dir.join(TOPICS_FILE),
+            &topic::encode(&list),
+            self.next_nonce(),
+        )
     }
 
     fn sync_all(&self) -> Result<()> {
@@ -535,8 +556,12 @@ fn open_topic(
     let mut partitions = existing;
     for i in partitions.len() as u32..config.partitions {
         let pdir = dir.join(format!("{name}-{i}"));
-        let (log, _report) =
-            PartitionLog::open(vfs.clone(), log_config.clock.clone(), &pdir, config.partition_config())?;
+        let (log, _report) = PartitionLog::open(
+            vfs.clone(),
+            log_config.clock.clone(),
+            &pdir,
+            config.partition_config(),
+        )?;
         // What recovery kept is in the page cache; make it durable before the
         // group-commit watermark says so.
         let end = match log_config.durability {

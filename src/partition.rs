@@ -289,7 +289,10 @@ impl PartitionLog {
     /// # Errors
     /// As [`PartitionLog::append_records`].
     pub fn append_encoded(&self, buf: &mut [u8], header: BatchHeader) -> Result<Appended> {
-        debug_assert!(batch::validate_batch(buf).is_ok(), "only valid batches are appended");
+        debug_assert!(
+            batch::validate_batch(buf).is_ok(),
+            "only valid batches are appended"
+        );
         self.append_trusted(buf, header)
     }
 
@@ -418,7 +421,11 @@ impl PartitionLog {
             let Some(active) = inner.segments.last() else {
                 return Ok(inner.end_offset());
             };
-            (active.log_file(), (active.base_offset(), active.size()), inner.end_offset())
+            (
+                active.log_file(),
+                (active.base_offset(), active.size()),
+                inner.end_offset(),
+            )
         };
         match file.sync_data() {
             Ok(()) => {

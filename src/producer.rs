@@ -112,7 +112,10 @@ impl Producer {
         match self.log.topic(topic) {
             Err(Error::UnknownTopic { .. }) if self.log.inner.config.auto_create_topics => {
                 crate::topic::validate_name(topic)?;
-                match self.log.create_topic_unchecked(topic, self.log.inner.config.default_topic.clone()) {
+                match self
+                    .log
+                    .create_topic_unchecked(topic, self.log.inner.config.default_topic.clone())
+                {
                     Ok(()) | Err(Error::TopicExists { .. }) => {}
                     Err(e) => return Err(e),
                 }
@@ -250,7 +253,9 @@ pub struct SendFuture {
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending").field("next_offset", &self.next_offset).finish()
+        f.debug_struct("Pending")
+            .field("next_offset", &self.next_offset)
+            .finish()
     }
 }
 
@@ -286,7 +291,9 @@ impl Future for SendFuture {
             }));
         };
         let durable = !this.producer.needs_wait()
-            || pending.iter().all(|p| p.partition.commit.is_durable(p.next_offset));
+            || pending
+                .iter()
+                .all(|p| p.partition.commit.is_durable(p.next_offset));
         if durable {
             return Poll::Ready(Ok(meta));
         }
@@ -294,17 +301,19 @@ impl Future for SendFuture {
         let slot: Slot = Arc::new(parking_lot::Mutex::new((None, Some(cx.waker().clone()))));
         let worker_slot = slot.clone();
         let producer = this.producer.clone();
-        let spawned = std::thread::Builder::new().name("tidelog-send".into()).spawn(move || {
-            let result = producer.wait(&pending);
-            let waker = {
-                let mut s = worker_slot.lock();
-                s.0 = Some(result);
-                s.1.take()
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name("tidelog-send".into())
+            .spawn(move || {
+                let result = producer.wait(&pending);
+                let waker = {
+                    let mut s = worker_slot.lock();
+                    s.0 = Some(result);
+                    s.1.take()
+                };
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            });
         if let Err(e) = spawned {
             return Poll::Ready(Err(Error::io(this.producer.log.path(), e)));
         }

@@ -37,7 +37,10 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
     if name == "." || name == ".." {
         return bad("'.' and '..' are not topic names");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     if name.starts_with("__") {
@@ -175,8 +178,13 @@ mod tests {
 
     #[test]
     fn round_trip_and_damage() {
-        let a = TopicConfig::default().partitions(3).retention_ms(None).cleanup(Cleanup::Compact);
-        let b = TopicConfig::default().retention_bytes(Some(77)).min_cleanable_dirty_ratio(0.25);
+        let a = TopicConfig::default()
+            .partitions(3)
+            .retention_ms(None)
+            .cleanup(Cleanup::Compact);
+        let b = TopicConfig::default()
+            .retention_bytes(Some(77))
+            .min_cleanable_dirty_ratio(0.25);
         let bytes = encode(&[("orders", &a), ("x.y_z-1", &b)]);
         let got = decode(&bytes).unwrap();
         assert_eq!(got, vec![("orders".to_string(), a), ("x.y_z-1".to_string(), b)]);
@@ -195,8 +203,20 @@ mod tests {
         for ok in ["a", "orders", "a-b.c_d", &"x".repeat(249)] {
             assert!(validate_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "__consumer_offsets", "a/b", "a b", "é", &"x".repeat(250)] {
-            assert!(matches!(validate_name(bad), Err(Error::InvalidTopicName { .. })), "{bad}");
+        for bad in [
+            "",
+            ".",
+            "..",
+            "__consumer_offsets",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(250),
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidTopicName { .. })),
+                "{bad}"
+            );
         }
         assert!(collides("a.b", "a_b"));
         assert!(!collides("a.b", "a.b"));
