@@ -1,0 +1,102 @@
+//! Public-API hot paths, measured with plain timers so percentiles can be
+//! reported (criterion reports means and medians only):
+//! - `send` of one 100 B keyed record, `Durability::Os`: ns per send, p50/p99/p99.9;
+//! - `send_batch` of 100 × 100 B: records/s and MB/s (median of 5 runs);
+//! - `Durability::Always`: sends/s with 1, 4 and 16 threads (group commit).
+//!
+//! Run with `cargo bench --bench log`. Prints one table; no assertions.
+
+use std::time::Instant;
+use tidelog::{Durability, Log, LogConfig, Record, TopicConfig};
+
+const VALUE: [u8; 100] = [0x5a; 100];
+
+fn open(durability: Durability) -> (tempfile::TempDir, Log) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(tmp.path(), LogConfig::default().durability(durability).maintenance_interval(None))
+        .expect("open");
+    log.create_topic("bench", TopicConfig::default().partitions(4)).expect("topic");
+    (tmp, log)
+}
+
+fn pct(sorted: &[u64], p: f64) -> u64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else (e.g. `cargo test --benches`) runs a smoke pass.
+    let full = std::env::args().any(|a| a == "--bench");
+    let scale = if full { 1 } else { 100 };
+
+    // send, one record, Os.
+    let (_tmp, log) = open(Durability::Os);
+    let producer = log.producer();
+    let n = 300_000 / scale;
+    let keys: Vec<String> = (0..1000).map(|i| format!("key{i:05}")).collect();
+    for i in 0..10_000 / scale {
+        producer.send("bench", Record::new(&VALUE[..]).with_key(keys[i % 1000].clone())).expect("send");
+    }
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = Record::new(&VALUE[..]).with_key(keys[i % 1000].clone());
+        let t = Instant::now();
+        producer.send("bench", r).expect("send");
+        lat.push(t.elapsed().as_nanos() as u64);
+    }
+    lat.sort_unstable();
+    println!(
+        "send 1 x 100 B (Os): p50 {} ns, p99 {} ns, p99.9 {} ns over {n} sends",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&lat, 0.999)
+    );
+    log.close().expect("close");
+
+    // send_batch, 100 x 100 B.
+    let mut rates = Vec::new();
+    for _ in 0..5 {
+        let (_tmp, log) = open(Durability::Os);
+        let producer = log.producer();
+        let batches = 5_000 / scale;
+        let t = Instant::now();
+        for b in 0..batches {
+            let records = (0..100)
+                .map(|i| Record::new(&VALUE[..]).with_key(keys[(b * 100 + i) % 1000].clone()))
+                .collect();
+            producer.send_batch("bench", records).expect("send_batch");
+        }
+        rates.push((batches * 100) as f64 / t.elapsed().as_secs_f64());
+        log.close().expect("close");
+    }
+    let r = median(rates);
+    println!("send_batch 100 x 100 B (Os): {:.0} records/s, {:.1} MB/s (median of 5)", r, r * 100.0 / 1e6);
+
+    // Always, 1 / 4 / 16 threads.
+    for threads in [1usize, 4, 16] {
+        let mut rates = Vec::new();
+        for _ in 0..3 {
+            let (_tmp, log) = open(Durability::Always);
+            let per_thread = (2_000 / threads).max(20) / scale.min(10);
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                for th in 0..threads {
+                    let producer = log.producer();
+                    s.spawn(move || {
+                        for i in 0..per_thread {
+                            let key = format!("t{th}-{}", i % 4);
+                            producer.send("bench", Record::new(&VALUE[..]).with_key(key)).expect("send");
+                        }
+                    });
+                }
+            });
+            rates.push((threads * per_thread) as f64 / t.elapsed().as_secs_f64());
+            log.close().expect("close");
+        }
+        println!("send (Always), {threads} threads: {:.0} sends/s (median of 3)", median(rates));
+    }
+}
