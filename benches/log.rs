@@ -13,9 +13,15 @@ const VALUE: [u8; 100] = [0x5a; 100];
 
 fn open(durability: Durability) -> (tempfile::TempDir, Log) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let log = Log::open(tmp.path(), LogConfig::default().durability(durability).maintenance_interval(None))
-        .expect("open");
-    log.create_topic("bench", TopicConfig::default().partitions(4)).expect("topic");
+    let log = Log::open(
+        tmp.path(),
+        LogConfig::default()
+            .durability(durability)
+            .maintenance_interval(None),
+    )
+    .expect("open");
+    log.create_topic("bench", TopicConfig::default().partitions(4))
+        .expect("topic");
     (tmp, log)
 }
 
@@ -39,7 +45,9 @@ fn main() {
     let n = 300_000 / scale;
     let keys: Vec<String> = (0..1000).map(|i| format!("key{i:05}")).collect();
     for i in 0..10_000 / scale {
-        producer.send("bench", Record::new(&VALUE[..]).with_key(keys[i % 1000].clone())).expect("send");
+        producer
+            .send("bench", Record::new(&VALUE[..]).with_key(keys[i % 1000].clone()))
+            .expect("send");
     }
     let mut lat = Vec::with_capacity(n);
     for i in 0..n {
@@ -74,7 +82,11 @@ fn main() {
         log.close().expect("close");
     }
     let r = median(rates);
-    println!("send_batch 100 x 100 B (Os): {:.0} records/s, {:.1} MB/s (median of 5)", r, r * 100.0 / 1e6);
+    println!(
+        "send_batch 100 x 100 B (Os): {:.0} records/s, {:.1} MB/s (median of 5)",
+        r,
+        r * 100.0 / 1e6
+    );
 
     // Always, 1 / 4 / 16 threads.
     for threads in [1usize, 4, 16] {
@@ -89,7 +101,9 @@ fn main() {
                     s.spawn(move || {
                         for i in 0..per_thread {
                             let key = format!("t{th}-{}", i % 4);
-                            producer.send("bench", Record::new(&VALUE[..]).with_key(key)).expect("send");
+                            producer
+                                .send("bench", Record::new(&VALUE[..]).with_key(key))
+                                .expect("send");
                         }
                     });
                 }
@@ -97,6 +111,9 @@ fn main() {
             rates.push((threads * per_thread) as f64 / t.elapsed().as_secs_f64());
             log.close().expect("close");
         }
-        println!("send (Always), {threads} threads: {:.0} sends/s (median of 3)", median(rates));
+        println!(
+            "send (Always), {threads} threads: {:.0} sends/s (median of 3)",
+            median(rates)
+        );
     }
 }

@@ -8,9 +8,10 @@
 //! 3. A read map may extend past the end of the file (the active segment grows
 //!    into it), but nothing reads past the published end, which is always within
 //!    the file.
-//! 4. Stores through a write map land only in space reserved with
-//!    `posix_fallocate`, so a full disk is an `ENOSPC` from the reservation and
-//!    never a SIGBUS from a page fault.
+//! 4. Stores through a write map (an active segment's `.log` or an active
+//!    index) land only in space reserved with `posix_fallocate`, so a full disk
+//!    is an `ENOSPC` from the reservation and never a SIGBUS from a page fault;
+//!    a write map is dropped before its file is trimmed.
 //!
 //! Maps are unmapped when their last owner drops. A `Bytes` handed to a reader
 //! owns its map, so the bytes stay valid even after the file is unlinked.
@@ -35,7 +36,7 @@ pub(crate) fn map_read(file: &File, len: usize) -> io::Result<Bytes> {
     Ok(Bytes::from_owner(map))
 }
 
-/// A writable shared map over the first `len` bytes of an index file.
+/// A writable shared map over the first `len` bytes of an index or active log file.
 #[derive(Debug)]
 pub struct WriteMap {
     map: memmap2::MmapMut,
@@ -47,7 +48,8 @@ impl WriteMap {
     pub(crate) fn new(file: &File, len: usize) -> io::Result<WriteMap> {
         // SAFETY: rules 1, 2 and 4: the directory lock keeps other processes out,
         // the file is truncated only after this map is dropped, and stores are made
-        // only below the reserved (allocated) length tracked by the index.
+        // only below the reserved (allocated) length its owner (index or segment)
+        // tracks; bytes stored past a reader's published end are never read by it.
         let map = unsafe { memmap2::MmapOptions::new().len(len.max(1)).map_mut(file) }?;
         Ok(WriteMap { map })
     }

@@ -1010,6 +1010,17 @@ fn nonce_seed(now_ms: i64) -> u64 {
     (u64::from(std::process::id()) << 40) ^ (now_ms as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+impl Drop for PartitionLog {
+    fn drop(&mut self) {
+        let mut inner = self.inner.write();
+        if !inner.closed {
+            if let Some(active) = inner.segments.last_mut() {
+                active.trim_on_drop();
+            }
+        }
+    }
+}
+
 impl Inner {
     fn end_offset(&self) -> u64 {
         self.segments

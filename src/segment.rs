@@ -19,10 +19,16 @@ use crate::batch::{self, BatchHeader, Frame};
 use crate::error::{CorruptReason, Error, Result};
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use crate::limits::{BATCH_BYTES_MAX, BATCH_HEADER_BYTES, RECOVERY_READ_BYTES, SEGMENT_BYTES_MAX};
+use crate::mmap::WriteMap;
 use crate::vfs::{Vfs, VfsFile};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Smallest step by which an active `.log` file's space is reserved.
+const LOG_GROW_BYTES_MIN: u64 = 64 * 1024;
+/// Largest step by which an active `.log` file's space is reserved.
+const LOG_GROW_BYTES_MAX: u64 = 8 * 1024 * 1024;
 
 /// Suffix of the data file.
 pub(crate) const LOG_SUFFIX: &str = ".log";
@@ -259,6 +265,11 @@ pub(crate) struct Segment {
     log: Arc<dyn VfsFile>,
     /// Read map; for the active segment it covers the segment's capacity.
     map: Bytes,
+    /// The active segment's writable map over the same capacity; appends are
+    /// stores into it (no syscall per append), only into `allocated` space.
+    write_map: Option<WriteMap>,
+    /// Bytes of the log file reserved with `posix_fallocate` (active segment).
+    allocated: u64,
     size: u64,
     next_offset: u64,
     offset_index: OffsetIndex,
@@ -337,11 +348,14 @@ impl Segment {
         let offset_index = OffsetIndex::create(vfs, &index_path, base_offset, settings.index_bytes)?;
         let time_index = TimeIndex::create(vfs, &time_path, base_offset, settings.index_bytes)?;
         let map = log.map_read(Self::capacity(&settings))?;
+        let write_map = Some(log.map_write(Self::capacity(&settings))?);
         Ok(Segment {
             base_offset,
             log_path: log_path.into(),
             log,
             map,
+            write_map,
+            allocated: 0,
             size: 0,
             next_offset: base_offset,
             offset_index,
@@ -379,12 +393,19 @@ impl Segment {
         }
         let offset_index = OffsetIndex::open_active(vfs, &index_path, base_offset, settings.index_bytes)?;
         let time_index = TimeIndex::open_active(vfs, &time_path, base_offset, settings.index_bytes)?;
-        let map = log.map_read(Self::capacity(&settings).max(usize::try_from(size).unwrap_or(usize::MAX)))?;
+        let capacity = Self::capacity(&settings).max(usize::try_from(size).unwrap_or(usize::MAX));
+        if size > 0 {
+            log.allocate(size)?;
+        }
+        let map = log.map_read(capacity)?;
+        let write_map = Some(log.map_write(capacity)?);
         Ok(Segment {
             base_offset,
             log_path: log_path.into(),
             log,
             map,
+            write_map,
+            allocated: size,
             size,
             next_offset,
             offset_index,
@@ -459,6 +480,8 @@ impl Segment {
             log_path: log_path.into(),
             log,
             map,
+            write_map: None,
+            allocated: size,
             size,
             next_offset,
             offset_index,
@@ -552,9 +575,8 @@ impl Segment {
                 false,
             )
         })?;
-        if let Err(e) = self.log.write_all_at(batch, self.size) {
-            let cut_failed = self.log.set_len(self.size).is_err();
-            return Err((e, cut_failed));
+        if let Err(e) = self.store(batch) {
+            return Err((e, false));
         }
         let (offset_entry, time_entry) =
             self.state
@@ -577,7 +599,48 @@ impl Segment {
         Ok(())
     }
 
-    /// fdatasync of the log file.
+    /// Copies `batch` to the published end through the write map, first
+    /// reserving file space (in steps) so the store can never fault on a full
+    /// disk. Nothing is published here; on error nothing was stored.
+    fn store(&mut self, batch: &[u8]) -> Result<()> {
+        let start = self.size;
+        let end = start + batch.len() as u64;
+        let capacity = Self::capacity(&self.settings) as u64;
+        if end > self.allocated {
+            let step = (self.settings.segment_bytes / 4).clamp(LOG_GROW_BYTES_MIN, LOG_GROW_BYTES_MAX);
+            let target = end.saturating_add(step).min(capacity.max(end));
+            self.log.allocate(target)?;
+            self.allocated = target;
+        }
+        let (Ok(from), Ok(to)) = (usize::try_from(start), usize::try_from(end)) else {
+            return self.log.write_all_at(batch, start);
+        };
+        match self
+            .write_map
+            .as_mut()
+            .and_then(|m| m.bytes_mut().get_mut(from..to))
+        {
+            Some(slot) => {
+                slot.copy_from_slice(batch);
+                Ok(())
+            }
+            // No map over this range (a filesystem without maps): write it.
+            None => self.log.write_all_at(batch, start),
+        }
+    }
+
+    /// Drops the write map and cuts the reserved but unwritten tail, so the
+    /// file is exactly its batches (at seal and close; never under a live store).
+    fn trim_log(&mut self) -> Result<()> {
+        self.write_map = None;
+        if self.log.len()? != self.size {
+            self.log.set_len(self.size)?;
+        }
+        self.allocated = self.size;
+        Ok(())
+    }
+
+    /// fdatasync of the log file (it covers stores made through the map).
     pub(crate) fn sync(&self) -> Result<()> {
         self.log.sync_data()
     }
@@ -593,9 +656,7 @@ impl Segment {
         }
         self.offset_index.file().seal()?;
         self.time_index.file().seal()?;
-        if self.log.len()? != self.size {
-            self.log.set_len(self.size)?;
-        }
+        self.trim_log()?;
         self.log.sync_data()?;
         if self.crc.is_none() {
             // Reopened after a clean close: the digest was not carried; compute it.
@@ -616,7 +677,16 @@ impl Segment {
         }
         self.offset_index.file().trim_and_sync()?;
         self.time_index.file().trim_and_sync()?;
+        self.trim_log()?;
         self.log.sync_data()
+    }
+
+    /// Best effort when a partition is dropped without close: cut the reserved
+    /// tail so the file holds only its batches (recovery would cut it anyway).
+    pub(crate) fn trim_on_drop(&mut self) {
+        if !self.sealed {
+            let _ = self.trim_log();
+        }
     }
 
     /// A reader's snapshot from the batch that may hold `offset`.
