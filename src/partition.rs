@@ -511,8 +511,10 @@ impl PartitionLog {
             let mut views = Vec::new();
             for seg in &inner.segments {
                 if seg.max_timestamp().is_some_and(|m| m >= timestamp) && seg.next_offset() > start {
+                    // The time index names the batch to start scanning at; every
+                    // record of that batch counts (Kafka's ListOffsets).
                     let from = seg.time_lookup(timestamp).max(start).max(seg.base_offset());
-                    views.push((seg.view(from)?, from));
+                    views.push((seg.view(from)?, start.max(seg.base_offset())));
                 }
             }
             (views, start)

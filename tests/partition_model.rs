@@ -234,3 +234,17 @@ proptest! {
         run(ops, config(segment_bytes, index_bytes));
     }
 }
+
+/// Found by the model: the time index points at the last offset of the batch
+/// that first reached a timestamp; an earlier record of that same batch may be
+/// the answer, so the whole batch must be searched (Kafka's ListOffsets does).
+#[test]
+fn regression_timestamp_lookup_searches_the_whole_indexed_batch() {
+    let first = Record::default().with_timestamp(T0 + 4852);
+    let ops = vec![
+        Op::Append(vec![first, Record::default()]),
+        Op::Append(vec![Record::default()]),
+        Op::Lookup { ts_delta: 4852 },
+    ];
+    run(ops, config(512, 48));
+}
