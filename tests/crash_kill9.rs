@@ -210,7 +210,7 @@ fn run_child(dir: &Path, first_id: u64, acks: u64, history: &mut History) {
             }
         }
     });
-    let mut handle = |line: &str, history: &mut History| -> Option<Line> {
+    let handle = |line: &str, history: &mut History| -> Option<Line> {
         let parsed = parse(line)?;
         match &parsed {
             Line::Sent(id) => {

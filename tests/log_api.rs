@@ -3,8 +3,11 @@
 //! clones and its producers, drop without close), topics (Kafka's name rules,
 //! create/delete/describe/alter, config validation and persistence,
 //! auto-creation), reading without a group (`fetch` ranges and record contents,
-//! `offset_for_timestamp`), the Kafka directory layout on disk, the trait bounds
-//! users may rely on, and the durability modes.
+//! `offset_for_timestamp`, zero-copy records outliving their topic), the Kafka
+//! directory layout on disk (folders, segment names, batch headers, no padding
+//! once closed, a batch bigger than a segment alone in its own), error messages
+//! naming what they are about, the trait bounds users may rely on, and the
+//! durability modes.
 //!
 //! Method: every test opens a `Log` in a fresh `tempfile::tempdir()`, drives it
 //! only through the public API (plus plain `std::fs` to look at the files), and
@@ -558,14 +561,24 @@ fn describe_reports_partitions_offsets_and_sizes() {
             );
         }
     }
-    // size_bytes counts .log bytes only.
-    let log_bytes: u64 = std::fs::read_dir(tmp.path().join("t-0"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .map(|p| std::fs::metadata(p).unwrap().len())
-        .sum();
-    assert_eq!(info.partitions[0].size_bytes, log_bytes);
+    log.close().unwrap();
+    // size_bytes counts .log bytes only: after close (when an active segment that
+    // was preallocated is trimmed) the .log files hold exactly that many bytes.
+    for p in [0usize, 2] {
+        let log_bytes: u64 = std::fs::read_dir(tmp.path().join(format!("t-{p}")))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum();
+        assert_eq!(info.partitions[p].size_bytes, log_bytes, "partition {p}");
+    }
+    let log = open(tmp.path());
+    assert_eq!(
+        log.describe("t").unwrap().partitions,
+        info.partitions,
+        "same description after reopen"
+    );
     log.close().unwrap();
 }
 
@@ -740,6 +753,10 @@ fn alter_topic_grows_partitions_and_refuses_to_shrink() {
     match log.alter_topic("t", grown.clone().partitions(0)) {
         Err(Error::InvalidConfig { .. }) => {}
         other => panic!("0 partitions: expected InvalidConfig, got {other:?}"),
+    }
+    match log.alter_topic("t", grown.clone().segment_bytes(511)) {
+        Err(Error::InvalidConfig { .. }) => {}
+        other => panic!("segment_bytes 511: expected InvalidConfig, got {other:?}"),
     }
     match log.alter_topic("nope", grown.clone()) {
         Err(Error::UnknownTopic { .. }) => {}
@@ -1297,4 +1314,124 @@ fn record_with_every_field_survives_reopen_byte_exactly() {
     assert_eq!(after[0].value().unwrap().as_ref(), &value[..]);
     drop(log);
     assert_eq!(after[0].key().unwrap().as_ref(), &key[..]);
+}
+
+#[test]
+fn error_messages_name_what_they_are_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(tmp.path());
+    log.create_topic("orders", TopicConfig::default().partitions(2))
+        .unwrap();
+    log.producer().send_to("orders", 1, Record::new("v")).unwrap();
+    let msg = |e: Error| e.to_string();
+    let m = msg(log.describe("no-such-topic").unwrap_err());
+    assert!(m.contains("no-such-topic"), "UnknownTopic: {m}");
+    let m = msg(log.create_topic("orders", TopicConfig::default()).unwrap_err());
+    assert!(m.contains("orders"), "TopicExists: {m}");
+    let m = msg(log.create_topic("bad name", TopicConfig::default()).unwrap_err());
+    assert!(m.contains("bad name"), "InvalidTopicName: {m}");
+    let m = msg(log.fetch("orders", 7, 0, 1).unwrap_err());
+    assert!(m.contains("orders") && m.contains('7'), "UnknownPartition: {m}");
+    let m = msg(log.fetch("orders", 1, 12345, 1).unwrap_err());
+    assert!(
+        m.contains("orders") && m.contains("12345"),
+        "OffsetOutOfRange: {m}"
+    );
+    let m = msg(Log::open(tmp.path(), LogConfig::default()).unwrap_err());
+    assert!(m.contains(&tmp.path().display().to_string()), "Locked: {m}");
+    log.close().unwrap();
+    let m = msg(log.describe("orders").unwrap_err());
+    assert!(m.contains(&tmp.path().display().to_string()), "Closed: {m}");
+}
+
+#[test]
+fn a_batch_bigger_than_a_segment_goes_alone_into_its_own_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(tmp.path());
+    log.create_topic("t", TopicConfig::default().segment_bytes(512))
+        .unwrap();
+    let prod = log.producer();
+    prod.send("t", Record::new("small-0")).unwrap();
+    let big = vec![7u8; 3000];
+    let m = prod.send("t", Record::new(big.clone())).unwrap();
+    assert_eq!(m.offset, 1);
+    prod.send("t", Record::new("small-2")).unwrap();
+    let info = log.describe("t").unwrap();
+    assert_eq!(info.partitions[0].end_offset, 3);
+    assert!(info.partitions[0].segments >= 3, "{:?}", info.partitions[0]);
+    let recs = fetch_all(&log, "t", 0);
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[1].value().unwrap().as_ref(), &big[..]);
+    assert_eq!(recs[2].value(), Some(&b("small-2")));
+    log.close().unwrap();
+    // The big batch is the whole of the segment named by its offset.
+    let seg = std::fs::read(tmp.path().join("t-0").join("00000000000000000001.log")).unwrap();
+    assert_eq!(&seg[0..8], &1i64.to_be_bytes());
+    let batch_length = i32::from_be_bytes(seg[8..12].try_into().unwrap());
+    assert_eq!(seg.len() as u64, 12 + batch_length as u64, "alone in its segment");
+    assert!(tmp.path().join("t-0").join("00000000000000000002.log").is_file());
+}
+
+#[test]
+fn fetched_records_outlive_their_topic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(tmp.path());
+    log.create_topic("t", TopicConfig::default().segment_bytes(1024))
+        .unwrap();
+    let prod = log.producer();
+    for i in 0..30 {
+        prod.send("t", Record::new(vec![i as u8; 300]).with_key(format!("k{i}")))
+            .unwrap();
+    }
+    let recs = fetch_all(&log, "t", 0);
+    log.delete_topic("t").unwrap();
+    assert!(!tmp.path().join("t-0").exists());
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(
+            r.value().unwrap().as_ref(),
+            &vec![i as u8; 300][..],
+            "record {i} after delete_topic"
+        );
+        assert_eq!(r.key(), Some(&b(&format!("k{i}"))));
+    }
+    log.close().unwrap();
+}
+
+#[test]
+fn drop_without_close_leaves_no_padding_after_the_next_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let size_before;
+    {
+        let log = open(tmp.path());
+        log.create_topic("t", TopicConfig::default()).unwrap();
+        let prod = log.producer();
+        for i in 0..5 {
+            prod.send("t", Record::new(format!("v{i}")).with_timestamp(T0 + i))
+                .unwrap();
+        }
+        size_before = log.describe("t").unwrap().partitions[0].size_bytes;
+        assert!(size_before > 0);
+    }
+    let log = open(tmp.path());
+    let info = log.describe("t").unwrap();
+    assert_eq!(info.partitions[0].end_offset, 5);
+    assert_eq!(
+        info.partitions[0].size_bytes, size_before,
+        "recovery keeps exactly the written bytes"
+    );
+    log.close().unwrap();
+    let bytes = std::fs::read(tmp.path().join("t-0").join("00000000000000000000.log")).unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        size_before,
+        "the .log holds the batches and nothing else"
+    );
+    // Five batches back to back, offsets 0..5.
+    let mut pos = 0usize;
+    for expected in 0..5i64 {
+        assert_eq!(&bytes[pos..pos + 8], &expected.to_be_bytes());
+        assert_eq!(bytes[pos + 16], 2);
+        pos += 12 + i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+    }
+    assert_eq!(pos, bytes.len());
 }
