@@ -88,6 +88,49 @@ fn main() {
         r * 100.0 / 1e6
     );
 
+    // fetch everything sequentially, touching every value byte.
+    let (_tmp, log) = open(Durability::Os);
+    let producer = log.producer();
+    let total = 400_000 / scale as u64;
+    for b in 0..total / 100 {
+        let records = (0..100).map(|_| Record::new(&VALUE[..])).collect();
+        producer.send_batch("bench", records).expect("send_batch");
+        let _ = b;
+    }
+    let ends: Vec<u64> = log
+        .describe("bench")
+        .expect("describe")
+        .partitions
+        .iter()
+        .map(|p| p.end_offset)
+        .collect();
+    let mut rates = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut sum = 0u64;
+        let mut count = 0u64;
+        for (p, end) in ends.iter().enumerate() {
+            let mut next = 0;
+            while next < *end {
+                let got = log.fetch("bench", p as u32, next, 2000).expect("fetch");
+                for r in &got {
+                    sum += r
+                        .value()
+                        .map_or(0, |v| v.iter().map(|b| u64::from(*b)).sum::<u64>());
+                }
+                count += got.len() as u64;
+                next = got.last().map_or(*end, |r| r.offset() + 1);
+            }
+        }
+        assert_eq!(sum, count * 100 * 0x5a);
+        rates.push(count as f64 / t.elapsed().as_secs_f64());
+    }
+    println!(
+        "fetch sequential, 100 B values touched: {:.0} records/s (median of 5)",
+        median(rates)
+    );
+    log.close().expect("close");
+
     // Always, 1 / 4 / 16 threads.
     for threads in [1usize, 4, 16] {
         let mut rates = Vec::new();

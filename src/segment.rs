@@ -202,13 +202,19 @@ impl SegmentView {
                 }
                 Ok(h) => {
                     let end = position as usize + h.size();
+                    let last = h.last_offset() as u64;
+                    let inside = last < self.next_offset && last - self.base_offset <= i32::MAX as u64;
                     let slice = self.bytes.slice(position as usize..end);
-                    match check_batch(&slice, self.base_offset, expected, upper) {
+                    // decode_batch validates everything (CRC, records) in the same pass.
+                    let decoded = if inside {
+                        batch::decode_batch(&slice, min_offset, out).map_err(|e| e.reason)
+                    } else {
+                        Err(CorruptReason::OffsetOutsideSegment {
+                            last_offset: h.last_offset(),
+                        })
+                    };
+                    match decoded {
                         Ok(_) => {
-                            let before = out.len();
-                            batch::decode_batch(&slice, min_offset, out)
-                                .map_err(|e| self.corrupt(position + e.position, e.reason))?;
-                            debug_assert!(out[before..].iter().all(|r| r.offset >= min_offset));
                             position = end as u64;
                             expected = h.next_offset() as u64;
                             if out.len() >= max {
@@ -217,7 +223,7 @@ impl SegmentView {
                             }
                             continue;
                         }
-                        Err(stop) => stop.reason,
+                        Err(reason) => reason,
                     }
                 }
                 Err(reason) => reason,
