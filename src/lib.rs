@@ -79,6 +79,19 @@ pub use record::{ConsumedRecord, Record};
 /// enabled by the non-default `internals` feature.
 #[cfg(feature = "internals")]
 pub mod internals {
+    pub use crate::mmap::WriteMap;
     pub use crate::partition::{PartitionConfig, PartitionLog, RecoveryReport};
-    pub use crate::vfs::{RealFs, Vfs, VfsFile};
+    pub use crate::vfs::{LockGuard, RealFs, Vfs, VfsFile};
+
+    /// Opens a [`crate::Log`] over another filesystem (fault injection in tests).
+    ///
+    /// # Errors
+    /// As [`crate::Log::open`].
+    pub fn open_log_with_vfs(
+        vfs: std::sync::Arc<dyn Vfs>,
+        path: impl AsRef<std::path::Path>,
+        config: crate::LogConfig,
+    ) -> crate::Result<crate::Log> {
+        crate::Log::open_with(vfs, path.as_ref(), config)
+    }
 }
