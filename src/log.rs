@@ -8,8 +8,11 @@
 //! none of these held.
 
 use crate::config::{Durability, LogConfig, TopicConfig};
+use crate::consumer::Notifier;
 use crate::durability::GroupCommit;
 use crate::error::{Error, Result};
+use crate::group::Groups;
+use crate::offsets::{OffsetsStore, OFFSETS_TOPIC};
 use crate::partition::PartitionLog;
 use crate::producer::Producer;
 use crate::record::ConsumedRecord;
@@ -85,6 +88,12 @@ pub(crate) struct LogInner {
     flusher: Mutex<Option<JoinHandle<()>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     nonce: AtomicU64,
+    /// Consumer groups of this log.
+    pub(crate) groups: Groups,
+    /// Committed positions (loaded from `__consumer_offsets`).
+    pub(crate) offsets: OffsetsStore,
+    /// Wakes consumers when records arrive.
+    pub(crate) notifier: Notifier,
 }
 
 impl Log {
@@ -153,6 +162,9 @@ impl Log {
             lock: Mutex::new(Some(lock)),
             flusher: Mutex::new(None),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
+            groups: Groups::default(),
+            offsets: OffsetsStore::default(),
+            notifier: Notifier::default(),
         });
         if let Durability::Interval(every) = inner.config.durability {
             let weak = Arc::downgrade(&inner);
@@ -177,7 +189,41 @@ impl Log {
                 .map_err(|e| Error::io(dir, e))?;
             *inner.flusher.lock() = Some(handle);
         }
-        Ok(Log { inner })
+        let log = Log { inner };
+        log.load_offsets()?;
+        Ok(log)
+    }
+
+    /// Creates `__consumer_offsets` if missing, loads the latest commit per
+    /// (group, topic, partition), and clamps positions past a recovered end.
+    fn load_offsets(&self) -> Result<()> {
+        if self.topic(OFFSETS_TOPIC).is_err() {
+            let config = TopicConfig::default()
+                .partitions(1)
+                .cleanup(crate::config::Cleanup::Compact)
+                .segment_bytes(100 * 1024 * 1024)
+                .retention_ms(None);
+            self.create_topic_unchecked(OFFSETS_TOPIC, config)?;
+        }
+        let t = self.topic(OFFSETS_TOPIC)?;
+        let p = self.partition(&t, 0)?;
+        crate::offsets::replay(&p.log, &self.inner.offsets)?;
+        for key in self.inner.offsets.keys() {
+            let end = self
+                .topic(&key.1)
+                .ok()
+                .and_then(|t| t.partitions.get(key.2 as usize).map(|p| p.log.end_offset()));
+            if let Some(end) = end {
+                self.inner.offsets.clamp(&key, end);
+            }
+        }
+        Ok(())
+    }
+
+    /// Committed positions that were past their partition's recovered end at
+    /// open and were clamped to it: ((group, topic, partition), stored, end).
+    pub fn clamped_positions(&self) -> Vec<((String, String, u32), u64, u64)> {
+        self.inner.offsets.clamped()
     }
 
     /// The log directory.
@@ -222,6 +268,7 @@ impl Log {
             }
         }
         *self.inner.lock.lock() = None;
+        self.inner.notifier.notify();
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),

@@ -58,6 +58,7 @@ impl Producer {
     pub fn send(&self, topic: &str, record: Record) -> Result<RecordMetadata> {
         let (metas, pending) = self.append(topic, None, vec![record])?;
         self.wait(&pending)?;
+        self.log.inner.notifier.notify();
         metas.into_iter().next().ok_or_else(|| Error::InvalidRecord {
             topic: topic.to_owned(),
             reason: "no record was sent".into(),
@@ -71,6 +72,7 @@ impl Producer {
     pub fn send_to(&self, topic: &str, partition: u32, record: Record) -> Result<RecordMetadata> {
         let (metas, pending) = self.append(topic, Some(partition), vec![record])?;
         self.wait(&pending)?;
+        self.log.inner.notifier.notify();
         metas.into_iter().next().ok_or_else(|| Error::InvalidRecord {
             topic: topic.to_owned(),
             reason: "no record was sent".into(),
@@ -91,6 +93,7 @@ impl Producer {
         }
         let (metas, pending) = self.append(topic, None, records)?;
         self.wait(&pending)?;
+        self.log.inner.notifier.notify();
         Ok(metas)
     }
 
@@ -295,6 +298,7 @@ impl Future for SendFuture {
                 .iter()
                 .all(|p| p.partition.commit.is_durable(p.next_offset));
         if durable {
+            this.producer.log.inner.notifier.notify();
             return Poll::Ready(Ok(meta));
         }
         // Wait for the fsync off the executor's thread.
