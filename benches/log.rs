@@ -131,6 +131,9 @@ fn main() {
     );
     log.close().expect("close");
 
+    // Consumers: send-to-poll latency, consume throughput, commit cost.
+    consumer_benches(scale);
+
     // Always, 1 / 4 / 16 threads.
     for threads in [1usize, 4, 16] {
         let mut rates = Vec::new();
@@ -159,4 +162,118 @@ fn main() {
             median(rates)
         );
     }
+}
+
+fn consumer_benches(scale: usize) {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    // End-to-end latency: send returns -> a blocked poll returns the record.
+    let (_tmp, log) = open(Durability::Os);
+    log.create_topic("lat", TopicConfig::default()).expect("topic");
+    let rounds = 20_000 / scale;
+    let (sent_at_tx, sent_at_rx) = mpsc::sync_channel::<Instant>(1);
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<()>(1);
+    let mut lat = Vec::with_capacity(rounds);
+    std::thread::scope(|s| {
+        let consumer_log = log.clone();
+        let handle = s.spawn(move || {
+            let mut c = consumer_log.consumer("lat");
+            c.assign(&[("lat", 0)]).expect("assign");
+            let mut lat = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                ready_tx.send(()).expect("ready");
+                let got = loop {
+                    let got = c.poll(Duration::from_secs(5)).expect("poll");
+                    if !got.is_empty() {
+                        break got;
+                    }
+                };
+                let done = Instant::now();
+                let sent: Instant = sent_at_rx.recv().expect("sent");
+                assert_eq!(got.len(), 1);
+                lat.push(done.saturating_duration_since(sent).as_nanos() as u64);
+            }
+            lat
+        });
+        let producer = log.producer();
+        for _ in 0..rounds {
+            ready_rx.recv().expect("ready");
+            // Let the consumer block in poll.
+            std::thread::sleep(Duration::from_micros(50));
+            // Timed from the start of the send call (the consumer may wake
+            // before this thread returns from it).
+            let start = Instant::now();
+            producer.send_to("lat", 0, Record::new(&VALUE[..])).expect("send");
+            sent_at_tx.send(start).expect("sent");
+        }
+        lat = handle.join().expect("consumer");
+    });
+    lat.sort_unstable();
+    println!(
+        "send call -> blocked poll returns: p50 {} ns, p99 {} ns over {rounds} records",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99)
+    );
+
+    // Consume throughput, 1 and 4 partitions.
+    for partitions in [1u32, 4] {
+        let (_tmp, log) = open(Durability::Os);
+        let topic = format!("c{partitions}");
+        log.create_topic(&topic, TopicConfig::default().partitions(partitions))
+            .expect("topic");
+        let producer = log.producer();
+        let total = 400_000 / scale;
+        for b in 0..total / 100 {
+            let records = (0..100)
+                .map(|i| Record::new(&VALUE[..]).with_key(format!("{b}-{i}")))
+                .collect();
+            producer.send_batch(&topic, records).expect("send_batch");
+        }
+        let mut rates = Vec::new();
+        for run in 0..5 {
+            let mut c = log.consumer(&format!("g{run}"));
+            c.subscribe(&[&topic]).expect("subscribe");
+            c.max_poll_records(2000);
+            let t = Instant::now();
+            let mut n = 0;
+            while n < total {
+                n += c.poll(Duration::from_millis(100)).expect("poll").len();
+            }
+            rates.push(n as f64 / t.elapsed().as_secs_f64());
+        }
+        println!(
+            "consume, {partitions} partition(s): {:.0} records/s (median of 5)",
+            median(rates)
+        );
+    }
+
+    // Commit cost (one partition), against a bare fdatasync of a 4 KiB append.
+    let (tmp, log) = open(Durability::Os);
+    let mut c = log.consumer("commit");
+    c.assign(&[("bench", 0)]).expect("assign");
+    let n = 300 / scale.min(10);
+    let mut costs = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        c.commit_offsets(&[("bench", 0, 0)]).expect("commit");
+        costs.push(t.elapsed().as_nanos() as u64);
+        let _ = i;
+    }
+    costs.sort_unstable();
+    let path = tmp.path().join("fsync-probe");
+    let f = std::fs::File::create(&path).expect("probe");
+    let mut fs = Vec::with_capacity(n);
+    for i in 0..n {
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&[7u8; 4096], (i * 4096) as u64).expect("write");
+        let t = Instant::now();
+        f.sync_data().expect("fdatasync");
+        fs.push(t.elapsed().as_nanos() as u64);
+    }
+    fs.sort_unstable();
+    println!(
+        "commit one partition: p50 {} us (bare fdatasync of a 4 KiB append: p50 {} us)",
+        pct(&costs, 0.5) / 1000,
+        pct(&fs, 0.5) / 1000
+    );
 }
