@@ -47,7 +47,7 @@ impl Notifier {
             let _guard = self.lock.lock();
             self.cv.notify_all();
         }
-        if self.has_wakers.swap(false, Ordering::SeqCst) {
+        if self.has_wakers.load(Ordering::SeqCst) && self.has_wakers.swap(false, Ordering::SeqCst) {
             let wakers = std::mem::take(&mut *self.wakers.lock());
             for w in wakers {
                 w.wake();
