@@ -138,8 +138,19 @@ impl Log {
     /// `Closed`.
     pub fn group_lag(&self, group: &str) -> Result<Vec<PartitionLag>> {
         self.check_open()?;
-        let mut parts = self.inner.offsets.partitions_of(group);
-        for topic in self.inner.groups.subscribed_topics(group) {
+        // Every partition of every topic committed on or subscribed to.
+        let mut topics: Vec<String> = self
+            .inner
+            .offsets
+            .partitions_of(group)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        topics.extend(self.inner.groups.subscribed_topics(group));
+        topics.sort();
+        topics.dedup();
+        let mut parts = Vec::new();
+        for topic in topics {
             if let Ok(t) = self.topic(&topic) {
                 parts.extend((0..t.partitions.len() as u32).map(|p| (topic.clone(), p)));
             }
@@ -216,6 +227,10 @@ impl Consumer {
             self.log.partition(&topic, *p)?;
         }
         self.leave();
+        if partitions.is_empty() {
+            // An empty assignment is no assignment (as Kafka's unsubscribe).
+            return Ok(());
+        }
         let list: Vec<(String, u32)> = partitions.iter().map(|(t, p)| ((*t).to_owned(), *p)).collect();
         self.mode = Mode::Assigned(list.clone());
         self.set_owned(list)
@@ -223,7 +238,13 @@ impl Consumer {
 
     /// The partitions this consumer owns now.
     pub fn assignment(&self) -> Vec<(String, u32)> {
-        let mut v = self.owned.clone();
+        // Revocations show at once; additions arrive at the next poll.
+        let mut v: Vec<(String, u32)> = self
+            .owned
+            .iter()
+            .filter(|(t, p)| self.owns(t, *p))
+            .cloned()
+            .collect();
         v.sort();
         v
     }

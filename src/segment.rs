@@ -110,7 +110,7 @@ impl AppendState {
 }
 
 /// A read-only snapshot of a segment for readers: its bytes up to the published end.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct SegmentView {
     pub(crate) path: Arc<Path>,
     pub(crate) base_offset: u64,
@@ -122,6 +122,34 @@ pub(crate) struct SegmentView {
     pub(crate) start_position: u64,
     /// Byte ranges known to be damaged (found by recovery).
     pub(crate) damage: Arc<[(u64, u64)]>,
+}
+
+// Debug never prints mapped bytes: a map may extend past the end of its file,
+// and touching those pages would be SIGBUS.
+impl std::fmt::Debug for SegmentView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentView")
+            .field("path", &self.path)
+            .field("base_offset", &self.base_offset)
+            .field("next_offset", &self.next_offset)
+            .field("len", &self.bytes.len())
+            .field("start_position", &self.start_position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("log_path", &self.log_path)
+            .field("base_offset", &self.base_offset)
+            .field("next_offset", &self.next_offset)
+            .field("size", &self.size)
+            .field("allocated", &self.allocated)
+            .field("sealed", &self.sealed)
+            .field("damage", &self.damage)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How reading one segment view ended.
@@ -264,7 +292,6 @@ pub(crate) struct Resume {
 }
 
 /// One segment.
-#[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: u64,
     log_path: Arc<Path>,

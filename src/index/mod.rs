@@ -27,7 +27,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// One index file: fixed-size entries, appended while active, read-only once sealed.
-#[derive(Debug)]
 pub(crate) struct IndexFile {
     file: Arc<dyn VfsFile>,
     entry_bytes: usize,
@@ -36,12 +35,23 @@ pub(crate) struct IndexFile {
     state: State,
 }
 
-#[derive(Debug)]
 enum State {
     /// Writable map of `entries_max` entries; `reserved_bytes` of the file are allocated.
     Active { map: WriteMap, reserved_bytes: u64 },
     /// Read-only map of exactly `entries_count` entries.
     Sealed { bytes: Bytes },
+}
+
+// Debug never prints mapped bytes.
+impl std::fmt::Debug for IndexFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexFile")
+            .field("entry_bytes", &self.entry_bytes)
+            .field("entries_count", &self.entries_count)
+            .field("entries_max", &self.entries_max)
+            .field("sealed", &matches!(self.state, State::Sealed { .. }))
+            .finish_non_exhaustive()
+    }
 }
 
 impl IndexFile {
