@@ -86,6 +86,7 @@ pub(crate) struct LogInner {
     closed: AtomicBool,
     lock: Mutex<Option<LockGuard>>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+    maintainer: Mutex<Option<JoinHandle<()>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     nonce: AtomicU64,
     /// Consumer groups of this log.
@@ -161,6 +162,7 @@ impl Log {
             closed: AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
             flusher: Mutex::new(None),
+            maintainer: Mutex::new(None),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             groups: Groups::default(),
             offsets: OffsetsStore::default(),
@@ -191,6 +193,15 @@ impl Log {
         }
         let log = Log { inner };
         log.load_offsets()?;
+        if let Some(every) = log.inner.config.maintenance_interval {
+            let handle = crate::maintenance::spawn_thread(
+                Arc::downgrade(&log.inner),
+                log.inner.stop.clone(),
+                every.max(std::time::Duration::from_millis(1)),
+            )
+            .map_err(|e| Error::io(dir, e))?;
+            *log.inner.maintainer.lock() = Some(handle);
+        }
         Ok(log)
     }
 
@@ -572,9 +583,11 @@ impl LogInner {
             *lock.lock() = true;
             cv.notify_all();
         }
-        if let Some(h) = self.flusher.lock().take() {
-            if h.thread().id() != std::thread::current().id() {
-                let _ = h.join();
+        for slot in [&self.flusher, &self.maintainer] {
+            if let Some(h) = slot.lock().take() {
+                if h.thread().id() != std::thread::current().id() {
+                    let _ = h.join();
+                }
             }
         }
     }

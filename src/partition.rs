@@ -584,6 +584,50 @@ impl PartitionLog {
         Ok(doomed)
     }
 
+    /// Applies retention by time and size (KAFKA.md §6) and rolls a quiet
+    /// active segment older than `segment_ms`, so retention can free it later.
+    /// Returns (segments deleted, bytes reclaimed, rolled).
+    ///
+    /// # Errors
+    /// `Io`, `Fenced`, `Closed`.
+    pub fn apply_retention(
+        &self,
+        retention_ms: Option<u64>,
+        retention_bytes: Option<u64>,
+    ) -> Result<(u64, u64, bool)> {
+        let now = self.clock.now_ms();
+        let (cut, bytes, rolled) = {
+            let mut inner = self.inner.write();
+            inner.check_writable(&self.dir)?;
+            let segment_ms = self.config.segment_ms;
+            let roll = inner
+                .segments
+                .last()
+                .is_some_and(|a| a.is_older_than(segment_ms, now));
+            if roll {
+                self.roll_locked(&mut inner, now)?;
+            }
+            let facts: Vec<crate::retention::SegmentFacts> = inner
+                .segments
+                .iter()
+                .map(|s| crate::retention::SegmentFacts {
+                    next_offset: s.next_offset(),
+                    size: s.size(),
+                    max_timestamp: s.max_timestamp(),
+                })
+                .collect();
+            let n = crate::retention::segments_to_delete(&facts, now, retention_ms, retention_bytes);
+            let cut = facts.get(..n).and_then(|f| f.last()).map(|f| f.next_offset);
+            let bytes = facts.iter().take(n).map(|f| f.size).sum::<u64>();
+            (cut, bytes, roll)
+        };
+        let deleted = match cut {
+            Some(offset) if offset > self.start_offset() => self.delete_before(offset)? as u64,
+            _ => 0,
+        };
+        Ok((deleted, if deleted > 0 { bytes } else { 0 }, rolled))
+    }
+
     fn remove_segment_files(&self, segment: &Segment) -> Result<()> {
         // Readers holding `Bytes` of this segment keep its map (and so its pages)
         // alive after the unlink; nothing is truncated.

@@ -583,6 +583,14 @@ impl Segment {
             || self.relative_overflow(header)
     }
 
+    /// Whether this non-empty segment has been open longer than `segment_ms`
+    /// (a quiet partition's roll by maintenance; an empty one never rolls).
+    pub(crate) fn is_older_than(&self, segment_ms: u64, now_ms: i64) -> bool {
+        self.size > 0
+            && !self.sealed
+            && now_ms.saturating_sub(self.created_ms) > i64::try_from(segment_ms).unwrap_or(i64::MAX)
+    }
+
     fn relative_overflow(&self, header: &BatchHeader) -> bool {
         let last = header.last_offset();
         last < 0 || (last as u64).saturating_sub(self.base_offset) > i32::MAX as u64
