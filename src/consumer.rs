@@ -429,6 +429,13 @@ impl Consumer {
         if list.is_empty() {
             return Ok(());
         }
+        // Offsets-topic strings carry an i16 length (Kafka's schema).
+        if self.group.len() > i16::MAX as usize {
+            return Err(Error::InvalidConfig {
+                field: "group",
+                reason: format!("a group id is at most {} bytes, not {}", i16::MAX, self.group.len()),
+            });
+        }
         let now = self.log.inner.config.clock.now_ms();
         let records: Vec<Record> = list
             .iter()
