@@ -433,7 +433,11 @@ impl Consumer {
         if self.group.len() > i16::MAX as usize {
             return Err(Error::InvalidConfig {
                 field: "group",
-                reason: format!("a group id is at most {} bytes, not {}", i16::MAX, self.group.len()),
+                reason: format!(
+                    "a group id is at most {} bytes, not {}",
+                    i16::MAX,
+                    self.group.len()
+                ),
             });
         }
         let now = self.log.inner.config.clock.now_ms();

@@ -87,6 +87,9 @@ pub(crate) struct LogInner {
     lock: Mutex<Option<LockGuard>>,
     flusher: Mutex<Option<JoinHandle<()>>>,
     maintainer: Mutex<Option<JoinHandle<()>>>,
+    /// Serves `send_async` futures waiting for an fsync (started on first use;
+    /// it ends when the log is dropped).
+    syncer: Mutex<Option<std::sync::mpsc::Sender<crate::producer::SyncRequest>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     nonce: AtomicU64,
     /// Consumer groups of this log.
@@ -163,6 +166,7 @@ impl Log {
             lock: Mutex::new(Some(lock)),
             flusher: Mutex::new(None),
             maintainer: Mutex::new(None),
+            syncer: Mutex::new(None),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             groups: Groups::default(),
             offsets: OffsetsStore::default(),
@@ -575,6 +579,33 @@ impl LogInner {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Hands an async send's durability wait to the syncer thread.
+    pub(crate) fn submit_sync(self: &Arc<Self>, request: crate::producer::SyncRequest) -> Result<()> {
+        let mut syncer = self.syncer.lock();
+        if syncer.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<crate::producer::SyncRequest>();
+            let weak = Arc::downgrade(self);
+            std::thread::Builder::new()
+                .name("tidelog-sync".into())
+                .spawn(move || {
+                    while let Ok(request) = rx.recv() {
+                        request.serve();
+                        if let Some(inner) = weak.upgrade() {
+                            inner.notifier.notify();
+                        }
+                    }
+                })
+                .map_err(|e| Error::io(&self.dir, e))?;
+            *syncer = Some(tx);
+        }
+        match syncer.as_ref().map(|tx| tx.send(request)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(Error::Closed {
+                path: self.dir.clone(),
+            }),
+        }
     }
 
     fn stop_flusher(&self) {

@@ -36,7 +36,7 @@ pub struct Producer {
 }
 
 /// A batch appended but maybe not yet durable.
-struct Pending {
+pub(crate) struct Pending {
     partition: Arc<Partition>,
     next_offset: u64,
 }
@@ -243,7 +243,39 @@ impl Producer {
     }
 }
 
-type Slot = Arc<parking_lot::Mutex<(Option<Result<()>>, Option<std::task::Waker>)>>;
+pub(crate) type Slot = Arc<parking_lot::Mutex<(Option<Result<()>>, Option<std::task::Waker>)>>;
+
+/// An async send waiting for durability, served by the log's syncer thread.
+#[derive(Debug)]
+pub(crate) struct SyncRequest {
+    pending: Vec<Pending>,
+    slot: Slot,
+}
+
+impl SyncRequest {
+    /// Waits for durability (leading group commits as needed), then completes
+    /// the future's slot and wakes its task.
+    pub(crate) fn serve(self) -> bool {
+        let mut ok = true;
+        let mut result = Ok(());
+        for p in &self.pending {
+            if let Err(e) = p.partition.commit.wait_durable(&p.partition.log, p.next_offset) {
+                result = Err(e);
+                ok = false;
+                break;
+            }
+        }
+        let waker = {
+            let mut s = self.slot.lock();
+            s.0 = Some(result);
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        ok
+    }
+}
 
 /// The future of [`Producer::send_async`]. `Send`; needs no runtime.
 #[derive(Debug)]
@@ -301,25 +333,15 @@ impl Future for SendFuture {
             this.producer.log.inner.notifier.notify();
             return Poll::Ready(Ok(meta));
         }
-        // Wait for the fsync off the executor's thread.
+        // Wait for the fsync off the executor's thread: the log's syncer
+        // thread serves every pending async send, one group commit at a time.
         let slot: Slot = Arc::new(parking_lot::Mutex::new((None, Some(cx.waker().clone()))));
-        let worker_slot = slot.clone();
-        let producer = this.producer.clone();
-        let spawned = std::thread::Builder::new()
-            .name("tidelog-send".into())
-            .spawn(move || {
-                let result = producer.wait(&pending);
-                let waker = {
-                    let mut s = worker_slot.lock();
-                    s.0 = Some(result);
-                    s.1.take()
-                };
-                if let Some(w) = waker {
-                    w.wake();
-                }
-            });
-        if let Err(e) = spawned {
-            return Poll::Ready(Err(Error::io(this.producer.log.path(), e)));
+        let request = SyncRequest {
+            pending,
+            slot: slot.clone(),
+        };
+        if let Err(e) = this.producer.log.inner.submit_sync(request) {
+            return Poll::Ready(Err(e));
         }
         this.waiting = Some((meta, slot));
         Poll::Pending
