@@ -445,6 +445,13 @@ pub enum EncodeError {
         /// "key", "value", "header key", "header value", "headers count" or "base offset".
         field: &'static str,
     },
+    /// A rewritten batch's record lies outside the batch's offsets, or records
+    /// are not in rising offset order, or the batch is compressed.
+    #[error("record at offset {offset} cannot be written into this batch")]
+    NotInBatch {
+        /// The offending record's offset.
+        offset: u64,
+    },
 }
 
 /// Appends to `out` one uncompressed RecordBatch v2 of `records` at `base_offset`, and
@@ -489,6 +496,151 @@ pub fn encode_batch(
         out.truncate(start);
     }
     result
+}
+
+/// Attribute bit 6 (KIP-534): baseTimestamp holds the tombstone delete horizon.
+const DELETE_HORIZON_FLAG: i16 = 0x40;
+
+/// Re-encodes the surviving `records` of the batch described by `template`, as
+/// Kafka's cleaner does (KAFKA.md §7): offsets never change (base offset,
+/// lastOffsetDelta and each record's offset delta are kept), nor do the leader
+/// epoch, producer id, epoch and base sequence or the timestamp type;
+/// maxTimestamp is recomputed from the survivors (kept for LogAppendTime). With
+/// `delete_horizon`, attribute bit 6 is set and baseTimestamp holds the horizon
+/// (record timestamps are unchanged: their deltas are re-based). No survivors
+/// give Kafka's empty batch: a 61-byte header with recordsCount 0 and
+/// baseTimestamp −1, keeping the batch's offset range.
+///
+/// # Errors
+/// `NotInBatch` for a record outside `[base, base + lastOffsetDelta]`, records
+/// out of order, or a compressed template; the size and field errors of
+/// [`encode_batch`]. On error nothing is appended to `out`.
+pub fn encode_rewritten(
+    out: &mut Vec<u8>,
+    template: &BatchHeader,
+    records: &[BatchRecord],
+    delete_horizon: Option<i64>,
+) -> Result<BatchHeader, EncodeError> {
+    let start = out.len();
+    let result = rewrite_into(out, start, template, records, delete_horizon);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+fn rewrite_into(
+    out: &mut Vec<u8>,
+    start: usize,
+    template: &BatchHeader,
+    records: &[BatchRecord],
+    delete_horizon: Option<i64>,
+) -> Result<BatchHeader, EncodeError> {
+    let base = u64::try_from(template.base_offset).map_err(|_| EncodeError::NotInBatch { offset: 0 })?;
+    if template.compression() != 0 {
+        return Err(EncodeError::NotInBatch { offset: base });
+    }
+    let count = i32::try_from(records.len())
+        .ok()
+        .filter(|n| n.unsigned_abs() <= BATCH_RECORDS_MAX)
+        .ok_or(EncodeError::TooManyRecords { count: records.len() })?;
+    let log_append = template.is_log_append_time();
+    let base_timestamp = match (delete_horizon, records.first()) {
+        (Some(h), _) => h,
+        (None, Some(first)) => first.timestamp,
+        (None, None) => -1,
+    };
+    let mut attributes = template.attributes & !DELETE_HORIZON_FLAG;
+    if delete_horizon.is_some() {
+        attributes |= DELETE_HORIZON_FLAG;
+    }
+    out.extend_from_slice(&[0u8; BATCH_HEADER_BYTES]);
+    let mut max_timestamp = if log_append { template.max_timestamp } else { -1 };
+    let mut previous: Option<i32> = None;
+    for r in records {
+        let delta = r
+            .offset
+            .checked_sub(base)
+            .and_then(|d| i32::try_from(d).ok())
+            .filter(|d| *d <= template.last_offset_delta && previous.is_none_or(|p| p < *d))
+            .ok_or(EncodeError::NotInBatch { offset: r.offset })?;
+        previous = Some(delta);
+        if !log_append {
+            max_timestamp = max_timestamp.max(r.timestamp);
+        }
+        let timestamp_delta = r
+            .timestamp
+            .checked_sub(base_timestamp)
+            .ok_or(EncodeError::TimestampOverflow)?;
+        let key_length = length_of(r.key.as_ref(), "key")?;
+        let value_length = length_of(r.value.as_ref(), "value")?;
+        let headers_count = i32::try_from(r.headers.len())
+            .ok()
+            .filter(|n| n.unsigned_abs() <= RECORD_HEADERS_MAX)
+            .ok_or(EncodeError::FieldTooLarge {
+                field: "headers count",
+            })?;
+        let mut body = Vec::with_capacity(32);
+        body.push(0); // record attributes
+        put_varlong(&mut body, timestamp_delta);
+        put_varint(&mut body, delta);
+        put_bytes(&mut body, key_length, r.key.as_ref());
+        put_bytes(&mut body, value_length, r.value.as_ref());
+        put_varint(&mut body, headers_count);
+        for (key, value) in &r.headers {
+            let key_length =
+                i32::try_from(key.len()).map_err(|_| EncodeError::FieldTooLarge { field: "header key" })?;
+            put_varint(&mut body, key_length);
+            body.extend_from_slice(key.as_bytes());
+            put_bytes(
+                &mut body,
+                length_of(value.as_ref(), "header value")?,
+                value.as_ref(),
+            );
+        }
+        let body_length = i32::try_from(body.len()).map_err(|_| EncodeError::TooLarge {
+            size: body.len() as u64,
+        })?;
+        put_varint(out, body_length);
+        out.extend_from_slice(&body);
+        if (out.len() - start) as u64 > u64::from(BATCH_BYTES_MAX) {
+            return Err(EncodeError::TooLarge {
+                size: (out.len() - start) as u64,
+            });
+        }
+    }
+    let written = out.len() - start;
+    let batch_length = i32::try_from(written - LOG_OVERHEAD_BYTES)
+        .map_err(|_| EncodeError::TooLarge { size: written as u64 })?;
+    if records.is_empty() && !log_append {
+        max_timestamp = template.max_timestamp;
+    }
+    let mut header = BatchHeader {
+        batch_length,
+        crc: 0,
+        attributes,
+        base_timestamp,
+        max_timestamp,
+        records_count: count,
+        ..*template
+    };
+    let batch = out.get_mut(start..).unwrap_or_default();
+    let Some(slot) = batch.first_chunk_mut::<BATCH_HEADER_BYTES>() else {
+        return Err(EncodeError::TooLarge { size: written as u64 });
+    };
+    *slot = header_bytes(&header);
+    header.crc = crc32c::crc32c(batch.get(ATTRIBUTES_POSITION..).unwrap_or_default());
+    if let Some(slot) = batch.first_chunk_mut::<BATCH_HEADER_BYTES>() {
+        put::<CRC_POSITION, 4>(slot, header.crc.to_be_bytes());
+    }
+    Ok(header)
+}
+
+impl BatchHeader {
+    /// Whether attribute bit 6 is set: `base_timestamp` is the tombstone delete horizon.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON_FLAG != 0).then_some(self.base_timestamp)
+    }
 }
 
 /// Rewrites the base offset of the encoded batch at the start of `batch`, in place. The
