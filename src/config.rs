@@ -205,6 +205,7 @@ pub struct LogConfig {
     pub(crate) auto_create_topics: bool,
     pub(crate) auto_offset_reset: Offset,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) cleaner_map_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -216,6 +217,7 @@ impl Default for LogConfig {
             auto_create_topics: false,
             auto_offset_reset: Offset::Earliest,
             clock: Arc::new(SystemClock),
+            cleaner_map_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -259,7 +261,21 @@ impl LogConfig {
         self
     }
 
+    /// Memory bound of the compaction key map per pass, in bytes (default 64 MiB;
+    /// at least 4 KiB). More keys than fit mean more passes, never more memory.
+    #[must_use]
+    pub fn cleaner_map_bytes(mut self, bytes: usize) -> Self {
+        self.cleaner_map_bytes = bytes;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.cleaner_map_bytes < 4096 {
+            return Err(Error::InvalidConfig {
+                field: "cleaner_map_bytes",
+                reason: format!("{} is below 4096", self.cleaner_map_bytes),
+            });
+        }
         self.default_topic.validate()?;
         if !matches!(self.auto_offset_reset, Offset::Earliest | Offset::Latest) {
             return Err(Error::InvalidConfig {

@@ -51,6 +51,7 @@ pub struct ReadmeDoctests;
 #[cfg(not(feature = "internals"))]
 mod batch;
 mod checkpoint;
+mod cleaner;
 mod clock;
 mod config;
 mod consumer;

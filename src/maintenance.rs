@@ -1,8 +1,9 @@
 //! `run_maintenance`: retention by time and size, rolls of quiet segments past
 //! `segment_ms`, and `delete_records`; the background thread at
-//! `maintenance_interval` calls the same code. Key compaction is not built yet:
-//! compacted topics are left as they are (`segments_compacted` stays 0).
+//! `maintenance_interval` calls the same code. Compacted topics are cleaned
+//! first (see `cleaner.rs`), then retention applies to `CompactDelete` ones.
 
+use crate::cleaner::CleanParams;
 use crate::config::Cleanup;
 use crate::error::{Error, Result};
 use crate::log::{with_place, Log};
@@ -46,10 +47,29 @@ impl Log {
                     continue;
                 }
                 attempted += 1;
-                match p.log.apply_retention(retention_ms, retention_bytes) {
-                    Ok((deleted, bytes, rolled)) => {
+                let compacted = match t.config.cleanup {
+                    Cleanup::Compact | Cleanup::CompactDelete => {
+                        let params = CleanParams {
+                            now_ms: self.inner.config.clock.now_ms(),
+                            delete_retention_ms: t.config.delete_retention_ms,
+                            min_compaction_lag_ms: t.config.min_compaction_lag_ms,
+                            min_cleanable_dirty_ratio: t.config.min_cleanable_dirty_ratio,
+                            map_bytes_max: self.inner.config.cleaner_map_bytes,
+                        };
+                        p.log.compact(&params)
+                    }
+                    Cleanup::Delete => Ok((0, 0)),
+                };
+                let retained = compacted.and_then(|c| {
+                    p.log
+                        .apply_retention(retention_ms, retention_bytes)
+                        .map(|r| (c, r))
+                });
+                match retained {
+                    Ok(((segments, freed), (deleted, bytes, rolled))) => {
+                        report.segments_compacted += segments;
                         report.segments_deleted += deleted;
-                        report.bytes_reclaimed += bytes;
+                        report.bytes_reclaimed += bytes + freed;
                         report.segments_rolled += u64::from(rolled);
                     }
                     Err(e) => {

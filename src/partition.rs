@@ -150,6 +150,9 @@ struct Inner {
     /// Set after a failed fsync or an unrecoverable write failure.
     fenced: Option<String>,
     closed: bool,
+    /// First dirty offset for the cleaner (in memory: after a reopen the first
+    /// pass treats everything as dirty).
+    cleaner_offset: u64,
 }
 
 impl PartitionLog {
@@ -188,6 +191,7 @@ impl PartitionLog {
                 sync: (0, 0),
                 fenced: None,
                 closed: false,
+                cleaner_offset: 0,
             }),
         };
         let report = log.recover()?;
@@ -628,6 +632,189 @@ impl PartitionLog {
         Ok((deleted, if deleted > 0 { bytes } else { 0 }, rolled))
     }
 
+    /// One compaction pass (see `cleaner.rs`). Returns (segments rewritten,
+    /// bytes reclaimed).
+    ///
+    /// # Errors
+    /// `Io`, `Fenced`, `Closed`. A failure leaves the partition as it was (a
+    /// half-written `.cleaned` file is removed now or at the next open).
+    pub(crate) fn compact(&self, params: &crate::cleaner::CleanParams) -> Result<(u64, u64)> {
+        use crate::cleaner;
+        // 1. Snapshot the cleanable sealed segments.
+        let (snapshot, first_dirty) = {
+            let inner = self.inner.read();
+            inner.check_writable(&self.dir)?;
+            let lag = i64::try_from(params.min_compaction_lag_ms).unwrap_or(i64::MAX);
+            let mut snapshot = Vec::new();
+            let sealed = inner.segments.len().saturating_sub(1);
+            for seg in inner.segments.iter().take(sealed) {
+                if seg
+                    .max_timestamp()
+                    .is_some_and(|ts| ts > params.now_ms.saturating_sub(lag))
+                {
+                    break;
+                }
+                let view = seg.view(seg.base_offset())?;
+                snapshot.push((seg.base_offset(), seg.next_offset(), view.bytes));
+            }
+            (snapshot, inner.cleaner_offset.max(inner.log_start_offset))
+        };
+        if snapshot.is_empty() {
+            return Ok((0, 0));
+        }
+        // 2. Dirty ratio, or a tombstone horizon that has passed.
+        let (mut clean, mut dirty) = (0u64, 0u64);
+        for (_, next, bytes) in &snapshot {
+            if *next <= first_dirty {
+                clean += bytes.len() as u64;
+            } else {
+                dirty += bytes.len() as u64;
+            }
+        }
+        let ratio = if clean + dirty == 0 {
+            0.0
+        } else {
+            dirty as f64 / (clean + dirty) as f64
+        };
+        let expired = snapshot
+            .iter()
+            .any(|(_, _, b)| cleaner::has_expired_horizon(b, params.now_ms));
+        if !(ratio > params.min_cleanable_dirty_ratio || (expired && dirty + clean > 0)) {
+            return Ok((0, 0));
+        }
+        // 3. The offset map over the dirty part (all of it when only horizons are due).
+        let from = if ratio > params.min_cleanable_dirty_ratio {
+            first_dirty
+        } else {
+            0
+        };
+        let views: Vec<bytes::Bytes> = snapshot.iter().map(|(_, _, b)| b.clone()).collect();
+        let map = cleaner::OffsetMap::build(&views, from, params.map_bytes_max);
+        // 4. Rewrite and swap in each segment that changes.
+        let (mut rewritten, mut reclaimed) = (0u64, 0u64);
+        for (base, _, bytes) in &snapshot {
+            let Some(new_bytes) = cleaner::rewrite_segment(bytes, &map, params) else {
+                continue;
+            };
+            let freed = (bytes.len() as u64).saturating_sub(new_bytes.len() as u64);
+            if self.swap_cleaned(*base, bytes.len() as u64, &new_bytes)? {
+                rewritten += 1;
+                reclaimed += freed;
+            }
+        }
+        let mut inner = self.inner.write();
+        inner.cleaner_offset = inner.cleaner_offset.max(map.map_end);
+        if rewritten > 0 {
+            self.write_checkpoint(&inner, None)?;
+        }
+        Ok((rewritten, reclaimed))
+    }
+
+    /// Replaces sealed segment `base` (if it is still there with `old_len`
+    /// bytes) by `bytes`, crash-safely: write `<base>.log.cleaned` and its two
+    /// indexes `.cleaned`, fsync them, rename the indexes then the log to
+    /// `.swap` (the log's `.swap` is the commit point), fsync the directory,
+    /// rename each `.swap` over its final name, fsync the directory. Recovery
+    /// completes a swap whose `.log.swap` exists and discards the rest.
+    fn swap_cleaned(&self, base: u64, old_len: u64, bytes: &[u8]) -> Result<bool> {
+        let vfs = &*self.vfs;
+        let [log_path, index_path, time_path] = Segment::paths(&self.dir, base);
+        let suffixed = |p: &Path, s: &str| {
+            let mut name = p.as_os_str().to_owned();
+            name.push(s);
+            PathBuf::from(name)
+        };
+        let cleaned = [&log_path, &index_path, &time_path].map(|p| suffixed(p, ".cleaned"));
+        let swap = [&log_path, &index_path, &time_path].map(|p| suffixed(p, ".swap"));
+        for p in cleaned.iter().chain(swap.iter()) {
+            if vfs.exists(p)? {
+                vfs.remove(p)?;
+            }
+        }
+        // The new log, then its indexes computed by scanning it.
+        let file = vfs.create_new(&cleaned[0])?;
+        file.write_all_at(bytes, 0)?;
+        file.sync_data()?;
+        let next_bound = {
+            let inner = self.inner.read();
+            inner
+                .segments
+                .iter()
+                .position(|s| s.base_offset() == base)
+                .and_then(|i| inner.segments.get(i + 1))
+                .map(Segment::base_offset)
+        };
+        let Some(next_bound) = next_bound else {
+            vfs.remove(&cleaned[0])?;
+            return Ok(false);
+        };
+        let scan = segment::scan_log(
+            &*file,
+            base,
+            self.config.index_interval_bytes,
+            Some(next_bound),
+            ScanFrom::start(base),
+            u64::MAX,
+        )?;
+        drop(file);
+        if scan.stop.is_some() || scan.valid_end != bytes.len() as u64 {
+            // Never swap in anything we cannot read back whole.
+            vfs.remove(&cleaned[0])?;
+            return Ok(false);
+        }
+        let mut time_entries = scan.time_entries.clone();
+        segment::push_final_time_entry(&mut time_entries, scan.state.max_timestamp);
+        let mut index_bytes = Vec::new();
+        crate::index::OffsetIndex::encode(base, &scan.offset_entries, &mut index_bytes);
+        let mut time_bytes = Vec::new();
+        crate::index::TimeIndex::encode(base, &time_entries, &mut time_bytes);
+        for (path, content) in [(&cleaned[1], &index_bytes), (&cleaned[2], &time_bytes)] {
+            let f = vfs.create_new(path)?;
+            f.write_all_at(content, 0)?;
+            f.sync_data()?;
+        }
+        // Commit: indexes to .swap, then the log (the commit point).
+        let mut inner = self.inner.write();
+        let Some(i) = inner.segments.iter().position(|s| s.base_offset() == base) else {
+            for p in &cleaned {
+                vfs.remove(p)?;
+            }
+            return Ok(false);
+        };
+        let still_same = inner
+            .segments
+            .get(i)
+            .is_some_and(|s| s.is_sealed() && s.size() == old_len);
+        if !still_same {
+            for p in &cleaned {
+                vfs.remove(p)?;
+            }
+            return Ok(false);
+        }
+        vfs.rename(&cleaned[1], &swap[1])?;
+        vfs.rename(&cleaned[2], &swap[2])?;
+        vfs.rename(&cleaned[0], &swap[0])?;
+        vfs.sync_dir(&self.dir)?;
+        vfs.rename(&swap[1], &index_path)?;
+        vfs.rename(&swap[2], &time_path)?;
+        vfs.rename(&swap[0], &log_path)?;
+        vfs.sync_dir(&self.dir)?;
+        // Readers holding the old segment's Bytes keep its (now unlinked) map.
+        let (segment, _) = Segment::open_sealed(
+            vfs,
+            &self.dir,
+            base,
+            next_bound,
+            self.config.settings(),
+            scan.crc,
+            self.next_nonce(),
+        )?;
+        if let Some(slot) = inner.segments.get_mut(i) {
+            *slot = segment;
+        }
+        Ok(true)
+    }
+
     fn remove_segment_files(&self, segment: &Segment) -> Result<()> {
         // Readers holding `Bytes` of this segment keep its map (and so its pages)
         // alive after the unlink; nothing is truncated.
@@ -722,7 +909,24 @@ impl PartitionLog {
             vfs::atomic_replace(vfs, &cp_path, &cp.encode(), self.next_nonce())?;
         }
 
-        // 2. Stray files: temp files, `.deleted`, `.cleaned`, orphan indexes.
+        // 2. A compaction swap whose log reached `.swap` is completed (its
+        //    indexes first); other `.swap` files are discarded below.
+        for name in vfs.list(dir)? {
+            if let Some(stem) = name.strip_suffix(".log.swap") {
+                for suffix in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
+                    let from = dir.join(format!("{stem}{suffix}.swap"));
+                    if vfs.exists(&from)? {
+                        vfs.rename(&from, &dir.join(format!("{stem}{suffix}")))?;
+                    }
+                }
+                vfs.rename(
+                    &dir.join(&name),
+                    &dir.join(format!("{stem}{}", segment::LOG_SUFFIX)),
+                )?;
+                vfs.sync_dir(dir)?;
+            }
+        }
+        // 3. Stray files: temp files, `.deleted`, `.cleaned`, `.swap`, orphan indexes.
         let names = vfs.list(dir)?;
         let mut bases: Vec<u64> = names
             .iter()
@@ -733,6 +937,7 @@ impl PartitionLog {
             let stray = name.contains(TMP_MARK)
                 || name.ends_with(".deleted")
                 || name.ends_with(".cleaned")
+                || name.ends_with(".swap")
                 || [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX]
                     .iter()
                     .any(|suffix| {
