@@ -690,51 +690,53 @@ impl PartitionLog {
         };
         let views: Vec<bytes::Bytes> = snapshot.iter().map(|(_, _, b)| b.clone()).collect();
         let map = cleaner::OffsetMap::build(&views, from, params.map_bytes_max);
-        // 4. Rewrite and swap in each segment that changes.
-        let (mut rewritten, mut reclaimed) = (0u64, 0u64);
+        // 4. Rewrite each segment that changes into `.cleaned` files, then swap
+        //    them all in at once.
+        let mut prepared = Vec::new();
+        let mut reclaimed = 0u64;
         for (base, _, bytes) in &snapshot {
             let Some(new_bytes) = cleaner::rewrite_segment(bytes, &map, params) else {
                 continue;
             };
-            let freed = (bytes.len() as u64).saturating_sub(new_bytes.len() as u64);
-            if self.swap_cleaned(*base, bytes.len() as u64, &new_bytes)? {
-                rewritten += 1;
-                reclaimed += freed;
+            match self.prepare_cleaned(*base, bytes.len() as u64, &new_bytes) {
+                Ok(Some(p)) => {
+                    reclaimed += (bytes.len() as u64).saturating_sub(new_bytes.len() as u64);
+                    prepared.push(p);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.discard_cleaned(&prepared);
+                    return Err(e);
+                }
             }
         }
+        let rewritten = self.commit_cleaned(&prepared)?;
         let mut inner = self.inner.write();
         inner.cleaner_offset = inner.cleaner_offset.max(map.map_end);
         if rewritten > 0 {
             self.write_checkpoint(&inner, None)?;
         }
-        Ok((rewritten, reclaimed))
+        Ok((rewritten, if rewritten > 0 { reclaimed } else { 0 }))
     }
 
-    /// Replaces sealed segment `base` (if it is still there with `old_len`
-    /// bytes) by `bytes`, crash-safely: write `<base>.log.cleaned` and its two
-    /// indexes `.cleaned`, fsync them, rename the indexes then the log to
-    /// `.swap` (the log's `.swap` is the commit point), fsync the directory,
-    /// rename each `.swap` over its final name, fsync the directory. Recovery
-    /// completes a swap whose `.log.swap` exists and discards the rest.
-    fn swap_cleaned(&self, base: u64, old_len: u64, bytes: &[u8]) -> Result<bool> {
-        let vfs = &*self.vfs;
-        let [log_path, index_path, time_path] = Segment::paths(&self.dir, base);
-        let suffixed = |p: &Path, s: &str| {
-            let mut name = p.as_os_str().to_owned();
-            name.push(s);
+    fn cleaner_paths(&self, base: u64, suffix: &str) -> [PathBuf; 3] {
+        Segment::paths(&self.dir, base).map(|p| {
+            let mut name = p.into_os_string();
+            name.push(suffix);
             PathBuf::from(name)
-        };
-        let cleaned = [&log_path, &index_path, &time_path].map(|p| suffixed(p, ".cleaned"));
-        let swap = [&log_path, &index_path, &time_path].map(|p| suffixed(p, ".swap"));
-        for p in cleaned.iter().chain(swap.iter()) {
+        })
+    }
+
+    /// Writes `<base>.log.cleaned` and its indexes (`.cleaned`), fsynced, and
+    /// checks the new log scans back whole. `None`: the segment is gone.
+    fn prepare_cleaned(&self, base: u64, old_len: u64, bytes: &[u8]) -> Result<Option<Prepared>> {
+        let vfs = &*self.vfs;
+        let cleaned = self.cleaner_paths(base, ".cleaned");
+        for p in cleaned.iter().chain(self.cleaner_paths(base, ".swap").iter()) {
             if vfs.exists(p)? {
                 vfs.remove(p)?;
             }
         }
-        // The new log, then its indexes computed by scanning it.
-        let file = vfs.create_new(&cleaned[0])?;
-        file.write_all_at(bytes, 0)?;
-        file.sync_data()?;
         let next_bound = {
             let inner = self.inner.read();
             inner
@@ -745,9 +747,11 @@ impl PartitionLog {
                 .map(Segment::base_offset)
         };
         let Some(next_bound) = next_bound else {
-            vfs.remove(&cleaned[0])?;
-            return Ok(false);
+            return Ok(None);
         };
+        let file = vfs.create_new(&cleaned[0])?;
+        file.write_all_at(bytes, 0)?;
+        file.sync_data()?;
         let scan = segment::scan_log(
             &*file,
             base,
@@ -758,9 +762,9 @@ impl PartitionLog {
         )?;
         drop(file);
         if scan.stop.is_some() || scan.valid_end != bytes.len() as u64 {
-            // Never swap in anything we cannot read back whole.
+            // Never swap in anything that does not read back whole.
             vfs.remove(&cleaned[0])?;
-            return Ok(false);
+            return Ok(None);
         }
         let mut time_entries = scan.time_entries.clone();
         segment::push_final_time_entry(&mut time_entries, scan.state.max_timestamp);
@@ -773,46 +777,77 @@ impl PartitionLog {
             f.write_all_at(content, 0)?;
             f.sync_data()?;
         }
-        // Commit: indexes to .swap, then the log (the commit point).
-        let mut inner = self.inner.write();
-        let Some(i) = inner.segments.iter().position(|s| s.base_offset() == base) else {
-            for p in &cleaned {
-                vfs.remove(p)?;
-            }
-            return Ok(false);
-        };
-        let still_same = inner
-            .segments
-            .get(i)
-            .is_some_and(|s| s.is_sealed() && s.size() == old_len);
-        if !still_same {
-            for p in &cleaned {
-                vfs.remove(p)?;
-            }
-            return Ok(false);
-        }
-        vfs.rename(&cleaned[1], &swap[1])?;
-        vfs.rename(&cleaned[2], &swap[2])?;
-        vfs.rename(&cleaned[0], &swap[0])?;
-        vfs.sync_dir(&self.dir)?;
-        vfs.rename(&swap[1], &index_path)?;
-        vfs.rename(&swap[2], &time_path)?;
-        vfs.rename(&swap[0], &log_path)?;
-        vfs.sync_dir(&self.dir)?;
-        // Readers holding the old segment's Bytes keep its (now unlinked) map.
-        let (segment, _) = Segment::open_sealed(
-            vfs,
-            &self.dir,
+        Ok(Some(Prepared {
             base,
+            old_len,
             next_bound,
-            self.config.settings(),
-            scan.crc,
-            self.next_nonce(),
-        )?;
-        if let Some(slot) = inner.segments.get_mut(i) {
-            *slot = segment;
+            crc: scan.crc,
+        }))
+    }
+
+    fn discard_cleaned(&self, prepared: &[Prepared]) {
+        for p in prepared {
+            for path in self.cleaner_paths(p.base, ".cleaned") {
+                let _ = self.vfs.remove(&path);
+            }
         }
-        Ok(true)
+    }
+
+    /// Swaps every prepared segment in, all or none, by Kafka's protocol:
+    /// rename each `.cleaned` to `.swap`, highest base offset first (indexes,
+    /// then the log); fsync the directory; rename each `.swap` over its final
+    /// name, lowest first; fsync the directory. Recovery (step 2 of `recover`)
+    /// drops every `.swap` at or above the lowest `.cleaned` left (an
+    /// interrupted first phase) and completes the rest. Returns the count.
+    fn commit_cleaned(&self, prepared: &[Prepared]) -> Result<u64> {
+        if prepared.is_empty() {
+            return Ok(0);
+        }
+        let vfs = &*self.vfs;
+        let mut inner = self.inner.write();
+        let unchanged = prepared.iter().all(|p| {
+            inner
+                .segments
+                .iter()
+                .any(|s| s.base_offset() == p.base && s.is_sealed() && s.size() == p.old_len)
+        });
+        if !unchanged {
+            drop(inner);
+            self.discard_cleaned(prepared);
+            return Ok(0);
+        }
+        for p in prepared.iter().rev() {
+            let cleaned = self.cleaner_paths(p.base, ".cleaned");
+            let swap = self.cleaner_paths(p.base, ".swap");
+            vfs.rename(&cleaned[1], &swap[1])?;
+            vfs.rename(&cleaned[2], &swap[2])?;
+            vfs.rename(&cleaned[0], &swap[0])?;
+        }
+        vfs.sync_dir(&self.dir)?;
+        for p in prepared {
+            let swap = self.cleaner_paths(p.base, ".swap");
+            let [log_path, index_path, time_path] = Segment::paths(&self.dir, p.base);
+            vfs.rename(&swap[1], &index_path)?;
+            vfs.rename(&swap[2], &time_path)?;
+            vfs.rename(&swap[0], &log_path)?;
+        }
+        vfs.sync_dir(&self.dir)?;
+        // Readers holding the old segments' Bytes keep their (unlinked) maps.
+        for p in prepared {
+            let (segment, _) = Segment::open_sealed(
+                vfs,
+                &self.dir,
+                p.base,
+                p.next_bound,
+                self.config.settings(),
+                p.crc,
+                self.next_nonce(),
+            )?;
+            if let Some(slot) = inner.segments.iter_mut().find(|s| s.base_offset() == p.base) {
+                *slot = segment;
+            }
+        }
+        Ok(prepared.len() as u64)
     }
 
     fn remove_segment_files(&self, segment: &Segment) -> Result<()> {
@@ -909,22 +944,36 @@ impl PartitionLog {
             vfs::atomic_replace(vfs, &cp_path, &cp.encode(), self.next_nonce())?;
         }
 
-        // 2. A compaction swap whose log reached `.swap` is completed (its
-        //    indexes first); other `.swap` files are discarded below.
-        for name in vfs.list(dir)? {
-            if let Some(stem) = name.strip_suffix(".log.swap") {
-                for suffix in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
-                    let from = dir.join(format!("{stem}{suffix}.swap"));
-                    if vfs.exists(&from)? {
-                        vfs.rename(&from, &dir.join(format!("{stem}{suffix}")))?;
-                    }
-                }
-                vfs.rename(
-                    &dir.join(&name),
-                    &dir.join(format!("{stem}{}", segment::LOG_SUFFIX)),
-                )?;
-                vfs.sync_dir(dir)?;
+        // 2. Compaction swaps (Kafka's rule): `.swap` files at or above the
+        //    lowest `.cleaned` log belong to an interrupted first phase and go;
+        //    the others are completed (indexes first, then the log).
+        let listing = vfs.list(dir)?;
+        let lowest_cleaned = listing
+            .iter()
+            .filter_map(|n| n.strip_suffix(".cleaned"))
+            .filter_map(|n| segment::parse_file_name(n, segment::LOG_SUFFIX))
+            .min();
+        for name in &listing {
+            let Some(stem) = name.strip_suffix(".log.swap") else {
+                continue;
+            };
+            let Some(base) = segment::parse_file_name(&format!("{stem}.log"), segment::LOG_SUFFIX) else {
+                continue;
+            };
+            if lowest_cleaned.is_some_and(|low| base >= low) {
+                continue; // removed with the other stray files below
             }
+            for suffix in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
+                let from = dir.join(format!("{stem}{suffix}.swap"));
+                if vfs.exists(&from)? {
+                    vfs.rename(&from, &dir.join(format!("{stem}{suffix}")))?;
+                }
+            }
+            vfs.rename(
+                &dir.join(name),
+                &dir.join(format!("{stem}{}", segment::LOG_SUFFIX)),
+            )?;
+            vfs.sync_dir(dir)?;
         }
         // 3. Stray files: temp files, `.deleted`, `.cleaned`, `.swap`, orphan indexes.
         let names = vfs.list(dir)?;
@@ -1259,6 +1308,15 @@ fn first_batch_max_timestamp(head: &[u8]) -> Option<i64> {
 
 fn nonce_seed(now_ms: i64) -> u64 {
     (u64::from(std::process::id()) << 40) ^ (now_ms as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// A cleaned segment written and fsynced as `.cleaned`, waiting to be swapped in.
+#[derive(Debug)]
+struct Prepared {
+    base: u64,
+    old_len: u64,
+    next_bound: u64,
+    crc: Option<u32>,
 }
 
 impl Drop for PartitionLog {

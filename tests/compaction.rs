@@ -302,6 +302,24 @@ fn leftover_cleaned_and_swap_files_are_discarded_or_completed() {
             .any(|n| n.ends_with(".cleaned") || n.ends_with(".swap")),
         "{names:?}"
     );
+    // A crash in the first phase of a multi-segment swap: a later segment's log
+    // already renamed to .swap (here garbage), a lower one still .cleaned. The
+    // swap must be discarded, not completed.
+    let second = std::fs::read_dir(&pdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".log") && !n.starts_with(first))
+        .min()
+        .unwrap();
+    std::fs::write(pdir.join(format!("{second}.swap")), b"not a segment").unwrap();
+    std::fs::write(pdir.join(format!("{first}.log.cleaned")), b"garbage").unwrap();
+    let log = open(tmp.path(), &clock);
+    let got = read_all(&log, "c")
+        .iter()
+        .map(|r| (r.offset(), r.value().cloned()))
+        .collect::<Vec<_>>();
+    assert_eq!(got, want, "an interrupted first phase is discarded whole");
+    log.close().unwrap();
     // A crash after the commit point: the .log.swap is renamed into place.
     let log_file = pdir.join(format!("{first}.log"));
     std::fs::copy(&log_file, pdir.join(format!("{first}.log.swap"))).unwrap();
