@@ -23,7 +23,10 @@ fn config() -> LogConfig {
         .clock(Arc::new(ManualClock::new(T0)))
 }
 
-fn state(dir: &Path) -> Vec<(u64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+/// (offset, key, value) of every readable record.
+type State = Vec<(u64, Option<Vec<u8>>, Option<Vec<u8>>)>;
+
+fn state(dir: &Path) -> State {
     let log = Log::open(dir, config()).unwrap();
     let info = log.describe("c").unwrap().partitions[0].clone();
     let mut next = info.start_offset;
