@@ -90,7 +90,7 @@ pub(crate) struct LogInner {
     /// Serves `send_async` futures waiting for an fsync (started on first use;
     /// it ends when the log is dropped).
     syncer: Mutex<Option<std::sync::mpsc::Sender<crate::producer::SyncRequest>>>,
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    pub(crate) stop: Arc<(Mutex<bool>, Condvar)>,
     nonce: AtomicU64,
     /// Consumer groups of this log.
     pub(crate) groups: Groups,

@@ -56,7 +56,8 @@ impl Log {
                             min_cleanable_dirty_ratio: t.config.min_cleanable_dirty_ratio,
                             map_bytes_max: self.inner.config.cleaner_map_bytes,
                         };
-                        p.log.compact(&params)
+                        let stop = &self.inner.stop;
+                        p.log.compact(&params, &|| *stop.0.lock())
                     }
                     Cleanup::Delete => Ok((0, 0)),
                 };

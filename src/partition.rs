@@ -638,7 +638,11 @@ impl PartitionLog {
     /// # Errors
     /// `Io`, `Fenced`, `Closed`. A failure leaves the partition as it was (a
     /// half-written `.cleaned` file is removed now or at the next open).
-    pub(crate) fn compact(&self, params: &crate::cleaner::CleanParams) -> Result<(u64, u64)> {
+    pub(crate) fn compact(
+        &self,
+        params: &crate::cleaner::CleanParams,
+        should_stop: &dyn Fn() -> bool,
+    ) -> Result<(u64, u64)> {
         use crate::cleaner;
         // 1. Snapshot the cleanable sealed segments.
         let (snapshot, first_dirty) = {
@@ -695,6 +699,11 @@ impl PartitionLog {
         let mut prepared = Vec::new();
         let mut reclaimed = 0u64;
         for (base, _, bytes) in &snapshot {
+            if should_stop() {
+                // Closing: drop the partial work (nothing was swapped in yet).
+                self.discard_cleaned(&prepared);
+                return Ok((0, 0));
+            }
             let Some(new_bytes) = cleaner::rewrite_segment(bytes, &map, params) else {
                 continue;
             };
