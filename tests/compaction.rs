@@ -139,7 +139,8 @@ fn run(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // Quick in CI; PROPTEST_CASES=N for a long run.
+    #![proptest_config(ProptestConfig::with_cases(cases_from_env(48)))]
     #[test]
     fn compaction_matches_the_model(ops in proptest::collection::vec(op(), 1..150)) {
         run(ops);
@@ -331,4 +332,12 @@ fn leftover_cleaned_and_swap_files_are_discarded_or_completed() {
     assert_eq!(got, want, "a committed swap is completed");
     log.close().unwrap();
     let _ = Duration::from_millis(1);
+}
+
+/// The number of proptest cases: `PROPTEST_CASES` if set, else the quick default.
+fn cases_from_env(quick: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(quick)
 }

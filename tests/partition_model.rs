@@ -223,7 +223,8 @@ fn clock_now(clock: &ManualClock) -> i64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // Quick in CI; PROPTEST_CASES=N for a long run.
+    #![proptest_config(ProptestConfig::with_cases(cases_from_env(64)))]
 
     #[test]
     fn partition_log_matches_model(
@@ -247,4 +248,12 @@ fn regression_timestamp_lookup_searches_the_whole_indexed_batch() {
         Op::Lookup { ts_delta: 4852 },
     ];
     run(ops, config(512, 48));
+}
+
+/// The number of proptest cases: `PROPTEST_CASES` if set, else the quick default.
+fn cases_from_env(quick: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(quick)
 }
