@@ -148,9 +148,6 @@ pub(crate) fn rewrite_segment(seg: &Bytes, map: &OffsetMap, params: &CleanParams
             out.extend_from_slice(&slice);
         }
     }
-    if out.len() != seg.len() {
-        changed = true;
-    }
     changed.then_some(out)
 }
 

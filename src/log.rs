@@ -146,10 +146,10 @@ impl Log {
         }
         // Partition folders of no topic (a crash during create or delete) go.
         for name in vfs.list(dir)? {
-            if let Some((topic_name, _)) = parse_partition_dir(&name) {
-                let known = topics.get(topic_name).is_some_and(|t: &Arc<Topic>| {
-                    parse_partition_dir(&name).is_some_and(|(_, p)| (p as usize) < t.partitions.len())
-                });
+            if let Some((topic_name, p)) = parse_partition_dir(&name) {
+                let known = topics
+                    .get(topic_name)
+                    .is_some_and(|t: &Arc<Topic>| (p as usize) < t.partitions.len());
                 if !known && !topic_name.starts_with("__") {
                     vfs.remove_dir_all(&dir.join(&name))?;
                 }
@@ -173,35 +173,28 @@ impl Log {
             notifier: Notifier::default(),
         });
         if let Durability::Interval(every) = inner.config.durability {
-            let weak = Arc::downgrade(&inner);
-            let stop = inner.stop.clone();
-            let handle = std::thread::Builder::new()
-                .name("tidelog-flush".into())
-                .spawn(move || loop {
-                    {
-                        let (lock, cv) = &*stop;
-                        let mut stopped = lock.lock();
-                        if !*stopped {
-                            let _ = cv.wait_for(&mut stopped, every);
-                        }
-                        if *stopped {
-                            return;
-                        }
-                    }
-                    let Some(inner) = weak.upgrade() else { return };
-                    // A failed fsync fences its partition; others keep going.
-                    let _ = inner.sync_all();
-                })
-                .map_err(|e| Error::io(dir, e))?;
+            // A failed fsync fences its partition; the others keep going.
+            let handle = crate::maintenance::spawn_periodic(
+                "tidelog-flush",
+                Arc::downgrade(&inner),
+                inner.stop.clone(),
+                every,
+                |log| {
+                    let _ = log.inner.sync_all();
+                },
+            )
+            .map_err(|e| Error::io(dir, e))?;
             *inner.flusher.lock() = Some(handle);
         }
         let log = Log { inner };
         log.load_offsets()?;
         if let Some(every) = log.inner.config.maintenance_interval {
-            let handle = crate::maintenance::spawn_thread(
+            let handle = crate::maintenance::spawn_periodic(
+                "tidelog-maintenance",
                 Arc::downgrade(&log.inner),
                 log.inner.stop.clone(),
                 every.max(std::time::Duration::from_millis(1)),
+                crate::maintenance::maintain,
             )
             .map_err(|e| Error::io(dir, e))?;
             *log.inner.maintainer.lock() = Some(handle);
@@ -567,7 +560,7 @@ impl LogInner {
         )
     }
 
-    fn sync_all(&self) -> Result<()> {
+    pub(crate) fn sync_all(&self) -> Result<()> {
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         let mut first_err = None;
         for t in topics {

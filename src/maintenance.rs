@@ -5,7 +5,7 @@
 
 use crate::cleaner::CleanParams;
 use crate::config::Cleanup;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::log::{with_place, Log};
 
 /// What one maintenance pass did.
@@ -108,14 +108,18 @@ impl Log {
     }
 }
 
-/// Runs `run_maintenance` every `every` until told to stop.
-pub(crate) fn spawn_thread(
+/// Runs `work` on a thread named `name` every `every`, until the log's stop
+/// flag is set (close, or the last drop) or the log is gone. The thread holds
+/// only a weak reference between runs.
+pub(crate) fn spawn_periodic(
+    name: &str,
     weak: std::sync::Weak<crate::log::LogInner>,
     stop: std::sync::Arc<(parking_lot::Mutex<bool>, parking_lot::Condvar)>,
     every: std::time::Duration,
+    work: fn(&Log),
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
-        .name("tidelog-maintenance".into())
+        .name(name.to_owned())
         .spawn(move || loop {
             {
                 let (lock, cv) = &*stop;
@@ -128,11 +132,12 @@ pub(crate) fn spawn_thread(
                 }
             }
             let Some(inner) = weak.upgrade() else { return };
-            let log = Log { inner };
-            match log.run_maintenance() {
-                Ok(_) | Err(Error::Closed { .. }) => {}
-                // Errors are counted per partition; nothing more to do here.
-                Err(_) => {}
-            }
+            work(&Log { inner });
         })
+}
+
+/// One background maintenance pass; failures are counted per partition in the
+/// report, so there is nothing more to do with them here.
+pub(crate) fn maintain(log: &Log) {
+    let _ = log.run_maintenance();
 }

@@ -478,18 +478,15 @@ impl PartitionLog {
             }
         }
         loop {
-            let (view, end) = {
+            let view = {
                 let inner = self.inner.read();
-                let end = inner.end_offset();
-                if next >= end {
+                if next >= inner.end_offset() {
                     break;
                 }
                 let Some(i) = inner.segment_for(next) else { break };
                 let Some(seg) = inner.segments.get(i) else { break };
-                let view = seg.view(next)?;
-                (view, end)
+                seg.view(next)?
             };
-            let _ = end;
             match view.read(next, max, &mut out)? {
                 ViewRead::Full | ViewRead::StoppedAtDamage => break,
                 ViewRead::Exhausted => {

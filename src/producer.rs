@@ -172,9 +172,17 @@ impl Producer {
         let mut encoded: Vec<(Arc<Partition>, u32, Vec<u8>, BatchHeader)> = Vec::with_capacity(groups.len());
         for (p, idx) in &groups {
             let part = self.log.partition(&t, *p)?;
-            let group: Vec<Record> = idx.iter().filter_map(|i| records.get(*i).cloned()).collect();
+            // One group of every record (every single send): encode in place;
+            // only a split across partitions needs its own list.
+            let split: Vec<Record>;
+            let group: &[Record] = if groups.len() == 1 {
+                &records
+            } else {
+                split = idx.iter().filter_map(|i| records.get(*i).cloned()).collect();
+                &split
+            };
             let mut buf = Vec::new();
-            let header = batch::encode_batch(&mut buf, 0, &group, now).map_err(|e| match e {
+            let header = batch::encode_batch(&mut buf, 0, group, now).map_err(|e| match e {
                 EncodeError::TooLarge { size } => Error::RecordTooLarge {
                     topic: topic.to_owned(),
                     partition: *p,

@@ -11,6 +11,7 @@
 //! | 10 | … | N topics: name length u16, name (UTF-8), partitions u32, segment_bytes u64, segment_ms u64, index_interval_bytes u32, retention_ms i64 (−1 = none), retention_bytes i64 (−1 = none), cleanup u8 (0 delete, 1 compact, 2 both), delete_retention_ms u64, min_compaction_lag_ms u64, min_cleanable_dirty_ratio f64 bits u64, max_record_bytes u32 |
 //! | end−4 | 4 | CRC-32 (IEEE) of all preceding bytes |
 
+use crate::checkpoint::Reader;
 use crate::config::{Cleanup, TopicConfig};
 use crate::error::{CorruptReason, Error, Result};
 use crate::limits::{TOPICS_MAX, TOPIC_NAME_BYTES_MAX};
@@ -96,7 +97,7 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<(String, TopicConf
     if crc32fast::hash(payload) != stored {
         return Err(bad("CRC-32 mismatch"));
     }
-    let mut r = Reader { b: payload, at: 0 };
+    let mut r = Reader::new(payload);
     if r.take(4) != Some(&MAGIC[..]) {
         return Err(bad("bad magic"));
     }
@@ -148,28 +149,6 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<(String, TopicConf
         return Err(bad("trailing bytes"));
     }
     Ok(topics)
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
 }
 
 #[cfg(test)]
