@@ -57,6 +57,8 @@ mod config;
 mod consumer;
 mod durability;
 mod error;
+#[cfg(feature = "internals")]
+pub mod fuzzing;
 mod group;
 mod index;
 mod limits;

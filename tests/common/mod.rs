@@ -83,3 +83,34 @@ pub fn log_files(dir: &Path) -> Vec<std::path::PathBuf> {
     v.sort();
     v
 }
+
+/// Prints a suite's one-line summary (RELIABILITY.md §4) and writes it as JSON
+/// to `target/reliability/<suite>.json` (or `<suite>-<tag>.json` when the
+/// fields hold a `mode`). Values that parse as integers are written as numbers.
+pub fn reliability_report(suite: &str, fields: &[(&str, String)]) {
+    let mut line = format!("RELIABILITY suite={suite}");
+    let mut json = format!("{{\"suite\":\"{suite}\"");
+    for (k, v) in fields {
+        line.push_str(&format!(" {k}={v}"));
+        if v.parse::<i64>().is_ok() {
+            json.push_str(&format!(",\"{k}\":{v}"));
+        } else {
+            let escaped = v.replace('\\', "\\\\").replace('"', "\\\"");
+            json.push_str(&format!(",\"{k}\":\"{escaped}\""));
+        }
+    }
+    json.push_str("}\n");
+    println!("{line}");
+    eprintln!("{line}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("reliability");
+    let name = match fields.iter().find(|(k, _)| *k == "mode" || *k == "target") {
+        Some((_, tag)) => format!("{suite}-{tag}.json"),
+        None => format!("{suite}.json"),
+    };
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(dir.join(name), json);
+    }
+}
