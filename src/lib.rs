@@ -72,6 +72,8 @@ mod producer;
 mod record;
 mod retention;
 mod segment;
+#[cfg(feature = "internals")]
+mod sim;
 mod topic;
 mod vfs;
 
@@ -91,6 +93,7 @@ pub use record::{ConsumedRecord, Record};
 pub mod internals {
     pub use crate::mmap::WriteMap;
     pub use crate::partition::{PartitionConfig, PartitionLog, RecoveryReport};
+    pub use crate::sim::{CrashModel, FaultKind, Persistence, Sabotage, SimFs};
     pub use crate::vfs::{LockGuard, RealFs, Vfs, VfsFile};
 
     /// Opens a [`crate::Log`] over another filesystem (fault injection in tests).

@@ -113,7 +113,7 @@ impl Log {
 
     pub(crate) fn open_with(vfs: Arc<dyn Vfs>, dir: &Path, config: LogConfig) -> Result<Log> {
         config.validate()?;
-        vfs.create_dir_all(dir)?;
+        vfs::create_dir_durable(&*vfs, dir)?;
         let Some(lock) = vfs.lock(&dir.join(LOCK_FILE))? else {
             return Err(Error::Locked { path: dir.to_owned() });
         };

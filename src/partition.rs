@@ -928,7 +928,7 @@ impl PartitionLog {
         let vfs = &*self.vfs;
         let dir = &self.dir;
         let mut report = RecoveryReport::default();
-        vfs.create_dir_all(dir)?;
+        crate::vfs::create_dir_durable(vfs, dir)?;
         let now = self.clock.now_ms();
 
         // 1. The checkpoint, then forget its clean flag before changing anything,

@@ -381,7 +381,7 @@ impl Segment {
         let offset_index = OffsetIndex::create(vfs, &index_path, base_offset, settings.index_bytes)?;
         let time_index = TimeIndex::create(vfs, &time_path, base_offset, settings.index_bytes)?;
         let map = log.map_read(Self::capacity(&settings))?;
-        let write_map = Some(log.map_write(Self::capacity(&settings))?);
+        let write_map = log.map_write(Self::capacity(&settings))?;
         Ok(Segment {
             base_offset,
             log_path: log_path.into(),
@@ -431,7 +431,7 @@ impl Segment {
             log.allocate(size)?;
         }
         let map = log.map_read(capacity)?;
-        let write_map = Some(log.map_write(capacity)?);
+        let write_map = log.map_write(capacity)?;
         Ok(Segment {
             base_offset,
             log_path: log_path.into(),

@@ -68,14 +68,31 @@ pub trait VfsFile: Send + Sync + Debug {
     /// A read-only map of the first `len` bytes, which may run past the end of
     /// the file (bytes past the end must never be touched).
     fn map_read(&self, len: usize) -> Result<Bytes>;
-    /// A writable map of the first `len` bytes; stores go only into allocated space.
-    fn map_write(&self, len: usize) -> Result<WriteMap>;
+    /// A writable map of the first `len` bytes; stores go only into allocated
+    /// space. `None`: this filesystem has no shared writable maps (a simulated
+    /// one), and the caller writes with [`VfsFile::write_all_at`] instead.
+    fn map_write(&self, len: usize) -> Result<Option<WriteMap>>;
 }
 
 /// An exclusive lock on a file, released when dropped.
-#[derive(Debug)]
 pub struct LockGuard {
-    _file: File,
+    _held: Box<dyn Send + Sync>,
+}
+
+impl LockGuard {
+    /// A guard that holds `held` (an open, locked file, or a simulated lock
+    /// whose `Drop` releases it) until the guard drops.
+    pub fn new(held: impl Send + Sync + 'static) -> LockGuard {
+        LockGuard {
+            _held: Box::new(held),
+        }
+    }
+}
+
+impl Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard").finish_non_exhaustive()
+    }
 }
 
 /// The real filesystem, through `std` and `libc`.
@@ -144,7 +161,7 @@ impl Vfs for RealFs {
         // flock: per open file description, so a second open in this process
         // conflicts too; the kernel drops it when the holder dies.
         match file.try_lock() {
-            Ok(()) => Ok(Some(LockGuard { _file: file })),
+            Ok(()) => Ok(Some(LockGuard::new(file))),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
         }
@@ -226,8 +243,10 @@ impl VfsFile for RealFile {
         mmap::map_read(&self.file, len).map_err(Error::io_at(&self.path))
     }
 
-    fn map_write(&self, len: usize) -> Result<WriteMap> {
-        WriteMap::new(&self.file, len).map_err(Error::io_at(&self.path))
+    fn map_write(&self, len: usize) -> Result<Option<WriteMap>> {
+        WriteMap::new(&self.file, len)
+            .map(Some)
+            .map_err(Error::io_at(&self.path))
     }
 }
 
@@ -247,3 +266,26 @@ pub(crate) fn atomic_replace(vfs: &dyn Vfs, path: &Path, bytes: &[u8], nonce: u6
 
 /// Marker in the names of temp files written by [`atomic_replace`]; open deletes them.
 pub(crate) const TMP_MARK: &str = ".tmp-";
+
+/// Creates `path` and its missing parents so that they survive a power cut:
+/// each new directory's parent is fsynced after it is made (RELIABILITY.md
+/// §2.1: a mkdir is durable only once its parent directory is synced).
+pub(crate) fn create_dir_durable(vfs: &dyn Vfs, path: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    for dir in path.ancestors() {
+        if dir.as_os_str().is_empty() || vfs.exists(dir)? {
+            break;
+        }
+        missing.push(dir);
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    vfs.create_dir_all(path)?;
+    for dir in missing.iter().rev() {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            vfs.sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}

@@ -107,7 +107,7 @@ impl VfsFile for FailingFile {
     fn map_read(&self, len: usize) -> Result<Bytes> {
         self.inner.map_read(len)
     }
-    fn map_write(&self, len: usize) -> Result<WriteMap> {
+    fn map_write(&self, len: usize) -> Result<Option<WriteMap>> {
         self.inner.map_write(len)
     }
 }

@@ -26,6 +26,15 @@ use bytes::Bytes;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Where an active index's entries live.
+enum ActiveEntries {
+    /// A writable map of `entries_max` entries (stores reach the file directly).
+    Mapped(WriteMap),
+    /// A filesystem without writable maps: entries are written with
+    /// `write_all_at` and mirrored here for lookups.
+    Written(Vec<u8>),
+}
+
 /// One index file: fixed-size entries, appended while active, read-only once sealed.
 pub(crate) struct IndexFile {
     file: Arc<dyn VfsFile>,
@@ -36,8 +45,11 @@ pub(crate) struct IndexFile {
 }
 
 enum State {
-    /// Writable map of `entries_max` entries; `reserved_bytes` of the file are allocated.
-    Active { map: WriteMap, reserved_bytes: u64 },
+    /// Entries being appended; `reserved_bytes` of the file are allocated.
+    Active {
+        entries: ActiveEntries,
+        reserved_bytes: u64,
+    },
     /// Read-only map of exactly `entries_count` entries.
     Sealed { bytes: Bytes },
 }
@@ -99,14 +111,21 @@ impl IndexFile {
         if used > 0 {
             file.allocate(used)?;
         }
-        let map = file.map_write(entries_max * entry_bytes)?;
+        let entries = match file.map_write(entries_max * entry_bytes)? {
+            Some(map) => ActiveEntries::Mapped(map),
+            None => {
+                let mut mirror = vec![0u8; usize::try_from(used).unwrap_or(0)];
+                file.read_exact_at(&mut mirror, 0)?;
+                ActiveEntries::Written(mirror)
+            }
+        };
         Ok(IndexFile {
             file,
             entry_bytes,
             entries_count,
             entries_max,
             state: State::Active {
-                map,
+                entries,
                 reserved_bytes: used,
             },
         })
@@ -155,7 +174,14 @@ impl IndexFile {
         }
         let start = slot * self.entry_bytes;
         let all: &[u8] = match &self.state {
-            State::Active { map, .. } => map.bytes(),
+            State::Active {
+                entries: ActiveEntries::Mapped(map),
+                ..
+            } => map.bytes(),
+            State::Active {
+                entries: ActiveEntries::Written(mirror),
+                ..
+            } => mirror,
             State::Sealed { bytes } => bytes,
         };
         all.get(start..start + self.entry_bytes)
@@ -165,7 +191,11 @@ impl IndexFile {
     fn push(&mut self, entry: &[u8]) -> Result<()> {
         debug_assert_eq!(entry.len(), self.entry_bytes, "entry of the wrong size");
         assert!(!self.is_full(), "segment must roll before its index fills");
-        let State::Active { map, reserved_bytes } = &mut self.state else {
+        let State::Active {
+            entries,
+            reserved_bytes,
+        } = &mut self.state
+        else {
             unreachable!("append to a sealed index");
         };
         let start = self.entries_count * self.entry_bytes;
@@ -176,10 +206,18 @@ impl IndexFile {
             self.file.allocate(grown)?;
             *reserved_bytes = grown;
         }
-        let Some(slot) = map.bytes_mut().get_mut(start..start + self.entry_bytes) else {
-            unreachable!("the map covers entries_max entries");
-        };
-        slot.copy_from_slice(entry);
+        match entries {
+            ActiveEntries::Mapped(map) => {
+                let Some(slot) = map.bytes_mut().get_mut(start..start + self.entry_bytes) else {
+                    unreachable!("the map covers entries_max entries");
+                };
+                slot.copy_from_slice(entry);
+            }
+            ActiveEntries::Written(mirror) => {
+                self.file.write_all_at(entry, start as u64)?;
+                mirror.extend_from_slice(entry);
+            }
+        }
         self.entries_count += 1;
         Ok(())
     }
