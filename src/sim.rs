@@ -173,6 +173,8 @@ struct State {
     locks: BTreeSet<PathBuf>,
     syncs: u64,
     sabotage: Option<Sabotage>,
+    /// Which calls the injected faults hit.
+    fault_log: Vec<String>,
 }
 
 /// The simulated filesystem. Cheap to clone (a shared handle).
@@ -385,6 +387,11 @@ impl SimFs {
         let mut s = self.state.lock();
         s.faults.clear();
         s.read_faults.clear();
+    }
+
+    /// The calls injected faults hit, in order (for failure messages).
+    pub fn fault_log(&self) -> Vec<String> {
+        self.state.lock().fault_log.clone()
     }
 
     /// How many injected faults have fired.
@@ -633,7 +640,10 @@ impl State {
             return Ok(None);
         };
         fault.fired = true;
-        match fault.kind {
+        let kind = fault.kind;
+        self.fault_log
+            .push(format!("{kind:?} on {op:?} (call {n}) of {}", path.display()));
+        match kind {
             FaultKind::Eio => Err(os_error(path, libc::EIO)),
             FaultKind::Enospc => Err(os_error(path, libc::ENOSPC)),
             kind @ (FaultKind::ShortWrite | FaultKind::SyncEio) => Ok(Some(kind)),

@@ -1,6 +1,8 @@
 //! Helpers shared by the storage-engine tests.
 #![allow(dead_code)]
 
+pub mod workload;
+
 use std::path::Path;
 use std::sync::Arc;
 use tidelog::batch::BatchRecord;
