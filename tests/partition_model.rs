@@ -8,26 +8,45 @@
 //! moves, reopen after a clean close and after dropping without close. After
 //! every operation each answer must equal the model's. Small segments and
 //! indexes make size rolls, index-full rolls and time rolls frequent.
+//!
+//! The same model runs on the simulated disk with flushes and power cuts
+//! (RELIABILITY.md S5): after a cut the log holds a prefix of the model at
+//! least as long as the last durable point (flush, roll, clean close), with
+//! every kept record unchanged; the model is cut to it and the run goes on.
 
 mod common;
 use bytes::Bytes;
 use common::T0;
 use proptest::prelude::*;
 use std::sync::Arc;
-use tidelog::internals::{PartitionConfig, PartitionLog, RealFs};
+use tidelog::internals::{CrashModel, PartitionConfig, PartitionLog, RealFs, SimFs, Vfs};
 use tidelog::{Error, ManualClock, Record};
 
 #[derive(Debug, Clone)]
 enum Op {
     Append(Vec<Record>),
-    Read { from_permille: u16, max: usize },
+    Read {
+        from_permille: u16,
+        max: usize,
+    },
     ReadEnd,
-    Lookup { ts_delta: i64 },
+    Lookup {
+        ts_delta: i64,
+    },
     Roll,
-    DeleteBefore { permille: u16 },
+    DeleteBefore {
+        permille: u16,
+    },
     AdvanceClock(i64),
     ReopenClean,
     ReopenDrop,
+    /// fsync everything (simulated disk only).
+    Flush,
+    /// A power cut, then recovery from the image (simulated disk only).
+    PowerCut {
+        seed: u64,
+        reordered: bool,
+    },
 }
 
 fn bytes_opt(max_len: usize) -> impl Strategy<Value = Option<Bytes>> {
@@ -80,6 +99,14 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+fn sim_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        12 => op(),
+        1 => Just(Op::Flush),
+        2 => (any::<u64>(), any::<bool>()).prop_map(|(seed, reordered)| Op::PowerCut { seed, reordered }),
+    ]
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct ModelRecord {
     offset: u64,
@@ -124,18 +151,42 @@ fn config(segment_bytes: u64, index_bytes: u64) -> PartitionConfig {
 
 fn run(ops: Vec<Op>, cfg: PartitionConfig) {
     let tmp = tempfile::tempdir().unwrap();
+    run_on(RealFs::shared(), None, tmp.path(), ops, cfg);
+}
+
+fn run_sim(ops: Vec<Op>, cfg: PartitionConfig) {
+    let sim = SimFs::new().with_dir("/sim");
+    run_on(
+        sim.shared(),
+        Some(sim),
+        std::path::Path::new("/sim/p-0"),
+        ops,
+        cfg,
+    );
+}
+
+fn run_on(
+    vfs: Arc<dyn Vfs>,
+    mut sim: Option<SimFs>,
+    dir: &std::path::Path,
+    ops: Vec<Op>,
+    cfg: PartitionConfig,
+) {
     let clock = ManualClock::new(T0);
-    let open = || {
-        PartitionLog::open(RealFs::shared(), Arc::new(clock.clone()), tmp.path(), cfg)
+    let open = |vfs: &Arc<dyn Vfs>| {
+        PartitionLog::open(vfs.clone(), Arc::new(clock.clone()), dir, cfg)
             .unwrap()
             .0
     };
-    let mut log = open();
+    let mut vfs = vfs;
+    let mut log = open(&vfs);
     let mut model = Model {
         records: Vec::new(),
         start: 0,
         end: 0,
     };
+    // The end offset known to be durable (simulated disk).
+    let mut durable_end = 0u64;
     for op in ops {
         match op {
             Op::Append(records) => {
@@ -192,7 +243,10 @@ fn run(ops: Vec<Op>, cfg: PartitionConfig) {
                     "lookup({ts})"
                 );
             }
-            Op::Roll => log.roll().unwrap(),
+            Op::Roll => {
+                log.roll().unwrap();
+                durable_end = model.end;
+            }
             Op::DeleteBefore { permille } => {
                 let to = model.start + (model.end - model.start) * u64::from(permille) / 1000;
                 log.delete_before(to).unwrap();
@@ -202,11 +256,59 @@ fn run(ops: Vec<Op>, cfg: PartitionConfig) {
             Op::ReopenClean => {
                 log.close().unwrap();
                 drop(log);
-                log = open();
+                log = open(&vfs);
+                durable_end = model.end;
             }
             Op::ReopenDrop => {
                 drop(log);
-                log = open();
+                log = open(&vfs);
+            }
+            Op::Flush => {
+                log.flush().unwrap();
+                durable_end = model.end;
+            }
+            Op::PowerCut { seed, reordered } => {
+                let Some(disk) = sim.as_ref() else { continue };
+                let model_kind = if reordered {
+                    CrashModel::Reordered
+                } else {
+                    CrashModel::Ordered
+                };
+                let image = disk.crash_image(model_kind, seed);
+                drop(log);
+                vfs = image.shared();
+                log = open(&vfs);
+                let end = log.end_offset();
+                assert!(
+                    (durable_end..=model.end).contains(&end),
+                    "after a cut the end is {end}, durable {durable_end}, written {}",
+                    model.end
+                );
+                model.records.retain(|r| r.offset < end);
+                model.end = end;
+                if end >= model.start {
+                    assert_eq!(
+                        log.start_offset(),
+                        model.start,
+                        "a removal came back or went further"
+                    );
+                } else {
+                    model.start = log.start_offset();
+                }
+                let all = common::read_all(&log, log.start_offset());
+                let kept: Vec<ModelRecord> = all
+                    .into_iter()
+                    .map(|r| ModelRecord {
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
+                    })
+                    .collect();
+                assert_eq!(kept, model.read(model.start, usize::MAX), "records after the cut");
+                durable_end = end;
+                sim = Some(image);
             }
         }
         assert_eq!(log.end_offset(), model.end);
@@ -233,6 +335,15 @@ proptest! {
         index_bytes in prop_oneof![Just(48u64), Just(240), Just(10 << 20)],
     ) {
         run(ops, config(segment_bytes, index_bytes));
+    }
+
+    #[test]
+    fn partition_log_matches_model_through_power_cuts(
+        ops in proptest::collection::vec(sim_op(), 1..120),
+        segment_bytes in prop_oneof![Just(512u64), Just(2048), Just(1 << 20)],
+        index_bytes in prop_oneof![Just(48u64), Just(240), Just(10 << 20)],
+    ) {
+        run_sim(ops, config(segment_bytes, index_bytes));
     }
 }
 
