@@ -137,7 +137,10 @@ pub struct PartitionLog {
     clock: Arc<dyn Clock>,
     config: PartitionConfig,
     nonce: AtomicU64,
-    /// Lock order: this is the only lock of a partition.
+    /// Held by a compaction pass from its snapshot to its commit, so two
+    /// passes (the maintenance thread and a user's `run_maintenance`) never
+    /// write the same `.cleaned` files. Lock order: `cleaning`, then `inner`.
+    cleaning: parking_lot::Mutex<()>,
     inner: RwLock<Inner>,
 }
 
@@ -185,6 +188,7 @@ impl PartitionLog {
             vfs,
             clock,
             config,
+            cleaning: parking_lot::Mutex::new(()),
             inner: RwLock::new(Inner {
                 segments: Vec::new(),
                 log_start_offset: 0,
@@ -641,6 +645,7 @@ impl PartitionLog {
         should_stop: &dyn Fn() -> bool,
     ) -> Result<(u64, u64)> {
         use crate::cleaner;
+        let _cleaning = self.cleaning.lock();
         // 1. Snapshot the cleanable sealed segments.
         let (snapshot, first_dirty) = {
             let inner = self.inner.read();
@@ -822,34 +827,52 @@ impl PartitionLog {
             self.discard_cleaned(prepared);
             return Ok(0);
         }
-        for p in prepared.iter().rev() {
-            let cleaned = self.cleaner_paths(p.base, ".cleaned");
-            let swap = self.cleaner_paths(p.base, ".swap");
-            vfs.rename(&cleaned[1], &swap[1])?;
-            vfs.rename(&cleaned[2], &swap[2])?;
-            vfs.rename(&cleaned[0], &swap[0])?;
-        }
-        vfs.sync_dir(&self.dir)?;
-        for p in prepared {
-            let swap = self.cleaner_paths(p.base, ".swap");
-            let [log_path, index_path, time_path] = Segment::paths(&self.dir, p.base);
-            vfs.rename(&swap[1], &index_path)?;
-            vfs.rename(&swap[2], &time_path)?;
-            vfs.rename(&swap[0], &log_path)?;
-        }
-        vfs.sync_dir(&self.dir)?;
-        // Readers holding the old segments' Bytes keep their (unlinked) maps.
-        for p in prepared {
-            let (segment, _) = Segment::open_sealed(
-                vfs,
-                &self.dir,
-                p.base,
-                p.next_bound,
-                self.config.settings(),
-                p.crc,
-                self.next_nonce(),
-            )?;
-            if let Some(slot) = inner.segments.iter_mut().find(|s| s.base_offset() == p.base) {
+        // From the first rename on, the files and the segments in memory may
+        // disagree if a call fails: fence the partition so the next open
+        // settles it from the disk (completing or dropping the swaps).
+        let swapped = (|| {
+            for p in prepared.iter().rev() {
+                let cleaned = self.cleaner_paths(p.base, ".cleaned");
+                let swap = self.cleaner_paths(p.base, ".swap");
+                vfs.rename(&cleaned[1], &swap[1])?;
+                vfs.rename(&cleaned[2], &swap[2])?;
+                vfs.rename(&cleaned[0], &swap[0])?;
+            }
+            vfs.sync_dir(&self.dir)?;
+            for p in prepared {
+                let swap = self.cleaner_paths(p.base, ".swap");
+                let [log_path, index_path, time_path] = Segment::paths(&self.dir, p.base);
+                vfs.rename(&swap[1], &index_path)?;
+                vfs.rename(&swap[2], &time_path)?;
+                vfs.rename(&swap[0], &log_path)?;
+            }
+            vfs.sync_dir(&self.dir)?;
+            // Readers holding the old segments' Bytes keep their (unlinked) maps.
+            let mut opened = Vec::with_capacity(prepared.len());
+            for p in prepared {
+                let (segment, _) = Segment::open_sealed(
+                    vfs,
+                    &self.dir,
+                    p.base,
+                    p.next_bound,
+                    self.config.settings(),
+                    p.crc,
+                    self.next_nonce(),
+                )?;
+                opened.push(segment);
+            }
+            Ok::<_, Error>(opened)
+        })();
+        let opened = match swapped {
+            Ok(opened) => opened,
+            Err(e) => {
+                inner.fenced = Some(format!("compaction could not finish swapping segments: {e}"));
+                return Err(e);
+            }
+        };
+        for segment in opened {
+            let base = segment.base_offset();
+            if let Some(slot) = inner.segments.iter_mut().find(|s| s.base_offset() == base) {
                 *slot = segment;
             }
         }
