@@ -331,8 +331,17 @@ impl Consumer {
     fn refresh(&mut self) -> Result<()> {
         let (generation, assigned) = self.log.inner.groups.assignment(&self.group, self.member);
         if generation != self.generation {
+            // A partition (re)assigned after the generation this consumer last
+            // saw may have been read and committed by another member in
+            // between: it resumes from the group's committed position.
+            let seen = self.generation;
+            for (topic, p, since) in &assigned {
+                if *since > seen {
+                    self.positions.remove(&(topic.clone(), *p));
+                }
+            }
             self.generation = generation;
-            self.set_owned(assigned)?;
+            self.set_owned(assigned.into_iter().map(|(t, p, _)| (t, p)).collect())?;
         }
         Ok(())
     }

@@ -19,6 +19,8 @@ struct Group {
     members: Vec<(MemberId, Vec<String>)>,
     generation: u64,
     assignment: HashMap<MemberId, Vec<(String, u32)>>,
+    /// Per partition: its owner and the generation it has owned it since.
+    owned_since: HashMap<(String, u32), (MemberId, u64)>,
 }
 
 /// Every group of a log.
@@ -81,14 +83,24 @@ impl Groups {
         }
     }
 
-    /// The current generation and `member`'s assignment in it.
-    pub(crate) fn assignment(&self, group: &str, member: MemberId) -> (u64, Vec<(String, u32)>) {
+    /// The current generation and `member`'s assignment in it, each
+    /// partition with the generation since which `member` has owned it
+    /// without a break (a partition lost and regained counts from the regain).
+    pub(crate) fn assignment(&self, group: &str, member: MemberId) -> (u64, Vec<(String, u32, u64)>) {
         let groups = self.groups.lock();
         groups.get(group).map_or((0, Vec::new()), |g| {
-            (
-                g.generation,
-                g.assignment.get(&member).cloned().unwrap_or_default(),
-            )
+            let list = g.assignment.get(&member).map(Vec::as_slice).unwrap_or_default();
+            let with_since = list
+                .iter()
+                .map(|(t, p)| {
+                    let since = g
+                        .owned_since
+                        .get(&(t.clone(), *p))
+                        .map_or(g.generation, |(_, since)| *since);
+                    (t.clone(), *p, since)
+                })
+                .collect();
+            (g.generation, with_since)
         })
     }
 
@@ -121,6 +133,7 @@ fn rebalance(g: &mut Group, partitions: &dyn Fn(&str) -> u32) {
     let mut topics: Vec<&String> = g.members.iter().flat_map(|(_, t)| t.iter()).collect();
     topics.sort();
     topics.dedup();
+    let mut since = HashMap::new();
     for topic in topics {
         let members: Vec<MemberId> = g
             .members
@@ -130,9 +143,18 @@ fn rebalance(g: &mut Group, partitions: &dyn Fn(&str) -> u32) {
             .collect();
         for (m, range) in members.iter().zip(range_assign(members.len(), partitions(topic))) {
             let list = g.assignment.entry(*m).or_default();
-            list.extend(range.map(|p| (topic.clone(), p)));
+            for p in range {
+                let key = (topic.clone(), p);
+                let kept = match g.owned_since.get(&key) {
+                    Some((owner, from)) if owner == m => *from,
+                    _ => g.generation,
+                };
+                since.insert(key.clone(), (*m, kept));
+                list.push(key);
+            }
         }
     }
+    g.owned_since = since;
 }
 
 #[cfg(test)]

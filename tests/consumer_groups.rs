@@ -656,3 +656,54 @@ fn groups_and_topics_do_not_affect_each_other() {
     assert_eq!(partitions_of(&read_n(&mut g3, 1)), BTreeSet::from([0]));
     assert_eq!(partitions_of(&read_n(&mut g3b, 1)), BTreeSet::from([1]));
 }
+
+/// A member that loses a partition and gets it back between two of its polls
+/// resumes it from the group's committed position (what the other owner read
+/// and committed in between), not from where it had been before.
+#[test]
+fn a_partition_lost_and_regained_between_polls_resumes_from_the_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(tmp.path());
+    topic(&log, "t", 2);
+    fill_all(&log, "t", 2, 10);
+    let mut a = log.consumer("g");
+    a.max_poll_records(3);
+    a.subscribe(&["t"]).unwrap();
+    // A alone owns both partitions and reads a little of each.
+    let mut seen_a = Vec::new();
+    while by_partition(&seen_a).len() < 2 {
+        seen_a.extend(poll_checked(&mut a, WAIT));
+    }
+    let a_p1_before = by_partition(&seen_a)[&("t".to_string(), 1)].clone();
+    assert!(a_p1_before.len() < 10);
+    // B joins and takes partition 1, reads it all and commits.
+    let mut b = log.consumer("g");
+    b.subscribe(&["t"]).unwrap();
+    let mut got_b = Vec::new();
+    while got_b.len() < 10 {
+        got_b.extend(
+            poll_checked(&mut b, WAIT)
+                .into_iter()
+                .filter(|r| r.partition() == 1),
+        );
+    }
+    b.commit().unwrap();
+    // B leaves; A gets partition 1 back, without having polled in between.
+    drop(b);
+    fill(&log, "t", 1, 2);
+    let mut after = Vec::new();
+    while after
+        .iter()
+        .filter(|r: &&ConsumedRecord| r.partition() == 1)
+        .count()
+        < 2
+    {
+        after.extend(poll_checked(&mut a, WAIT));
+    }
+    let p1: Vec<u64> = after
+        .iter()
+        .filter(|r| r.partition() == 1)
+        .map(|r| r.offset())
+        .collect();
+    assert_eq!(p1, vec![10, 11], "A re-read what B had committed, or skipped");
+}
