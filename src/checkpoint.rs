@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | 0 | 4 | magic `TLCK` |
 //! | 4 | 2 | version, 1 |
-//! | 6 | 2 | flags: bit 0 = written by a clean close |
+//! | 6 | 2 | flags: bit 0 = written by a clean close; bit 1 = offsets may have gaps (compaction ran, or segments of unknown origin) |
 //! | 8 | 8 | log start offset |
 //! | 16 | 8 | base offset of the segment holding the sync point |
 //! | 24 | 8 | sync position in that segment |
@@ -32,6 +32,7 @@ pub(crate) const CHECKPOINT_FILE: &str = "tidelog.checkpoint";
 const MAGIC: [u8; 4] = *b"TLCK";
 const VERSION: u16 = 1;
 const FLAG_CLEAN: u16 = 1;
+const FLAG_GAPS: u16 = 2;
 const HEADER_BYTES: usize = 60;
 const SEALED_ENTRY_BYTES: usize = 20;
 
@@ -59,6 +60,11 @@ pub(crate) struct Checkpoint {
     pub(crate) sync_position: u64,
     pub(crate) clean: Option<CleanClose>,
     pub(crate) sealed: Vec<SealedSegment>,
+    /// Offsets may have gaps: compaction has run, or the segments were found
+    /// without a checkpoint. Without it every batch must start exactly one
+    /// past the previous one, so a damaged base offset (outside the CRC) is
+    /// caught instead of shifting records to wrong offsets.
+    pub(crate) gaps: bool,
 }
 
 impl Checkpoint {
@@ -66,7 +72,10 @@ impl Checkpoint {
         let mut out = Vec::with_capacity(HEADER_BYTES + self.sealed.len() * SEALED_ENTRY_BYTES + 4);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&VERSION.to_be_bytes());
-        let flags = if self.clean.is_some() { FLAG_CLEAN } else { 0 };
+        let mut flags = if self.clean.is_some() { FLAG_CLEAN } else { 0 };
+        if self.gaps {
+            flags |= FLAG_GAPS;
+        }
         out.extend_from_slice(&flags.to_be_bytes());
         out.extend_from_slice(&self.log_start_offset.to_be_bytes());
         out.extend_from_slice(&self.sync_base_offset.to_be_bytes());
@@ -155,6 +164,7 @@ impl Checkpoint {
             sync_position,
             clean,
             sealed,
+            gaps: flags & FLAG_GAPS != 0,
         })
     }
 
@@ -221,6 +231,7 @@ mod tests {
                     crc: 2,
                 },
             ],
+            gaps: true,
         };
         let bytes = c.encode();
         assert_eq!(Checkpoint::decode(&bytes), Ok(c.clone()));

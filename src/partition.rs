@@ -156,6 +156,9 @@ struct Inner {
     /// First dirty offset for the cleaner (in memory: after a reopen the first
     /// pass treats everything as dirty).
     cleaner_offset: u64,
+    /// Offsets may have gaps (compaction ran, or segments of unknown origin);
+    /// otherwise reads and recovery require contiguous offsets.
+    gaps: bool,
 }
 
 impl PartitionLog {
@@ -196,6 +199,7 @@ impl PartitionLog {
                 fenced: None,
                 closed: false,
                 cleaner_offset: 0,
+                gaps: false,
             }),
         };
         let report = log.recover()?;
@@ -377,7 +381,8 @@ impl PartitionLog {
                 active.seal()?;
                 active.set_next_offset_bound(next_base);
             }
-            let segment = Segment::create(&*self.vfs, &self.dir, next_base, self.config.settings(), now)?;
+            let mut segment = Segment::create(&*self.vfs, &self.dir, next_base, self.config.settings(), now)?;
+            segment.set_gapless(!inner.gaps);
             self.vfs.sync_dir(&self.dir)?;
             inner.segments.push(segment);
             inner.sync = (next_base, 0);
@@ -827,6 +832,15 @@ impl PartitionLog {
             self.discard_cleaned(prepared);
             return Ok(0);
         }
+        // Compacted segments have gaps in their offsets: record that before
+        // any of them can be on disk under its final name.
+        if !inner.gaps {
+            inner.gaps = true;
+            for seg in inner.segments.iter_mut() {
+                seg.set_gapless(false);
+            }
+            self.write_checkpoint(&inner, None)?;
+        }
         // From the first rename on, the files and the segments in memory may
         // disagree if a call fails: fence the partition so the next open
         // settles it from the disk (completing or dropping the swaps).
@@ -937,6 +951,7 @@ impl PartitionLog {
             sync_position: inner.sync.1,
             clean,
             sealed,
+            gaps: inner.gaps,
         };
         vfs::atomic_replace(
             &*self.vfs,
@@ -968,6 +983,13 @@ impl PartitionLog {
         } else {
             Checkpoint::default()
         };
+        // Without a readable checkpoint, segments are of unknown history
+        // (copied in, or the checkpoint was damaged): gaps are allowed.
+        let has_logs = vfs
+            .list(dir)?
+            .iter()
+            .any(|n| segment::parse_file_name(n, segment::LOG_SUFFIX).is_some());
+        let gaps = cp.gaps || ((report.checkpoint_damaged || !vfs.exists(&cp_path)?) && has_logs);
         let clean = cp.clean.take();
         if clean.is_some() {
             vfs::atomic_replace(vfs, &cp_path, &cp.encode(), self.next_nonce())?;
@@ -1085,6 +1107,7 @@ impl PartitionLog {
                 None
             };
             if let Some(from) = from {
+                let from = from.gapless(!gaps);
                 let scan = segment::scan_log(&*log_file, base, interval, None, from, u64::MAX)?;
                 if scan.stop.is_none() && scan.damage.is_empty() {
                     report.clean = true;
@@ -1120,7 +1143,7 @@ impl PartitionLog {
                 base,
                 interval,
                 upper,
-                ScanFrom::start(expected.max(base)),
+                ScanFrom::start(expected.max(base)).gapless(!gaps),
                 synced_until,
             )?;
             for &(s, e) in &scan.damage {
@@ -1238,9 +1261,13 @@ impl PartitionLog {
         } else {
             (cp.sync_base_offset, cp.sync_position)
         };
+        for seg in &mut segments {
+            seg.set_gapless(!gaps);
+        }
         {
             let mut inner = self.inner.write();
             inner.segments = segments;
+            inner.gaps = gaps;
             inner.log_start_offset = start_offset.max(first_base).min(end);
             inner.sync = sync;
             // 6. A fresh checkpoint (opening twice in a row changes nothing more).
@@ -1320,6 +1347,8 @@ fn clean_tail_start(
     };
     let max_timestamp = ti.last().map(|e| (e.timestamp, e.offset));
     Ok(Some(ScanFrom {
+        gapless: false,
+        first_last: oi.last().filter(|e| e.position > 0).map(|e| e.offset),
         position,
         expected,
         state: AppendState {

@@ -122,6 +122,10 @@ pub(crate) struct SegmentView {
     pub(crate) start_position: u64,
     /// Byte ranges known to be damaged (found by recovery).
     pub(crate) damage: Arc<[(u64, u64)]>,
+    /// Offsets have no gaps (see [`fits_gapless`]).
+    pub(crate) gapless: bool,
+    /// The last offset of the batch at `start_position`, from the index entry.
+    pub(crate) start_last: Option<u64>,
 }
 
 // Debug never prints mapped bytes: a map may extend past the end of its file,
@@ -181,6 +185,8 @@ impl SegmentView {
         let len = self.bytes.len() as u64;
         let mut position = self.start_position;
         let mut expected = self.base_offset;
+        let mut exact = position == 0;
+        let mut first_last = self.start_last;
         let upper = Some(self.next_offset);
         while position < len {
             if let Some(&(start, end)) = self.damage.iter().find(|(s, e)| *s <= position && position < *e) {
@@ -197,6 +203,8 @@ impl SegmentView {
                 match resumed {
                     Some((q, h)) if (h.base_offset as u64) <= min_offset => {
                         position = q as u64;
+                        exact = false;
+                        first_last = None;
                         continue;
                     }
                     _ => {
@@ -211,6 +219,21 @@ impl SegmentView {
             }
             let rest = self.bytes.get(position as usize..).unwrap_or(&[]);
             let header = match batch::read_header(rest) {
+                Ok(Frame::Batch(h)) if self.gapless && !fits_gapless(&h, first_last, exact, expected) => {
+                    if first_last.is_some() {
+                        // The index entry and the log disagree; the index is only
+                        // a hint: read from the segment's start instead.
+                        position = 0;
+                        expected = self.base_offset;
+                        exact = true;
+                        first_last = None;
+                        continue;
+                    }
+                    Err(CorruptReason::OffsetOutOfOrder {
+                        base_offset: h.base_offset,
+                        expected_at_least: expected,
+                    })
+                }
                 Ok(Frame::Batch(h)) if h.base_offset >= 0 && (h.base_offset as u64) >= expected => Ok(h),
                 Ok(Frame::Batch(h)) => Err(CorruptReason::OffsetOutOfOrder {
                     base_offset: h.base_offset,
@@ -223,10 +246,22 @@ impl SegmentView {
             };
             let header = match header {
                 Ok(h) if h.last_offset() < 0 || (h.last_offset() as u64) < min_offset => {
-                    // Before the wanted offset: skip on the header alone.
-                    position += h.size() as u64;
-                    expected = h.next_offset() as u64;
-                    continue;
+                    // Before the wanted offset: skipped, but only once its CRC
+                    // confirms the length and offsets the skip relies on.
+                    let end = (position as usize).saturating_add(h.size());
+                    match self.bytes.get(position as usize..end).map(batch::validate_batch) {
+                        Some(Ok(_)) if h.last_offset() >= 0 => {
+                            position = end as u64;
+                            expected = h.next_offset() as u64;
+                            exact = true;
+                            first_last = None;
+                            continue;
+                        }
+                        Some(Err(e)) => e.reason,
+                        _ => CorruptReason::OffsetOutsideSegment {
+                            last_offset: h.last_offset(),
+                        },
+                    }
                 }
                 Ok(h) => {
                     let end = position as usize + h.size();
@@ -245,6 +280,8 @@ impl SegmentView {
                         Ok(_) => {
                             position = end as u64;
                             expected = h.next_offset() as u64;
+                            exact = true;
+                            first_last = None;
                             if out.len() >= max {
                                 out.truncate(max);
                                 return Ok(ViewRead::Full);
@@ -261,7 +298,11 @@ impl SegmentView {
                 return Ok(ViewRead::StoppedAtDamage);
             }
             match resync_bytes(&self.bytes, self.base_offset, position as usize, expected, upper) {
-                Some((q, h)) if (h.base_offset as u64) <= min_offset => position = q as u64,
+                Some((q, h)) if (h.base_offset as u64) <= min_offset => {
+                    position = q as u64;
+                    exact = false;
+                    first_last = None;
+                }
                 _ => return Err(self.corrupt(position, header)),
             }
         }
@@ -315,6 +356,8 @@ pub(crate) struct Segment {
     settings: SegmentSettings,
     /// Byte ranges recovery found damaged (quarantined, never rewritten).
     damage: Arc<[(u64, u64)]>,
+    /// Offsets have no gaps (no compaction ever ran on the partition).
+    gapless: bool,
 }
 
 /// The result of scanning a segment's log from position 0.
@@ -399,6 +442,7 @@ impl Segment {
             crc: Some(0),
             settings,
             damage: Arc::from(Vec::new()),
+            gapless: false,
         })
     }
 
@@ -449,6 +493,7 @@ impl Segment {
             crc,
             settings,
             damage: Arc::from(Vec::new()),
+            gapless: false,
         })
     }
 
@@ -525,6 +570,7 @@ impl Segment {
             crc,
             settings,
             damage: Arc::from(Vec::new()),
+            gapless: false,
         };
         Ok((segment, rebuilt))
     }
@@ -550,6 +596,11 @@ impl Segment {
     /// The largest record timestamp in the segment, if it has any batch.
     pub(crate) fn max_timestamp(&self) -> Option<i64> {
         self.state.max_timestamp.map(|(ts, _)| ts)
+    }
+
+    /// Whether reads require contiguous offsets (see [`fits_gapless`]).
+    pub(crate) fn set_gapless(&mut self, gapless: bool) {
+        self.gapless = gapless;
     }
 
     /// Records byte ranges found damaged by recovery.
@@ -740,12 +791,12 @@ impl Segment {
         } else {
             self.map.slice(..size)
         };
-        let start_position = self
+        let entry = self
             .offset_index
             .lookup(offset)
-            .map(|e| u64::from(e.position))
-            .filter(|p| index_lands_on_batch(&bytes, *p, offset))
-            .unwrap_or(0);
+            .filter(|e| index_lands_on_batch(&bytes, u64::from(e.position), offset));
+        let start_position = entry.map_or(0, |e| u64::from(e.position));
+        let start_last = entry.filter(|e| e.position > 0).map(|e| e.offset);
         Ok(SegmentView {
             path: self.log_path.clone(),
             base_offset: self.base_offset,
@@ -753,6 +804,8 @@ impl Segment {
             bytes,
             start_position,
             damage: self.damage.clone(),
+            gapless: self.gapless,
+            start_last,
         })
     }
 
@@ -885,6 +938,11 @@ pub(crate) struct ScanFrom {
     pub(crate) position: u64,
     pub(crate) expected: u64,
     pub(crate) state: AppendState,
+    /// Offsets have no gaps: each batch must start exactly at `expected`
+    /// (known exactly at position 0 and after every valid batch).
+    pub(crate) gapless: bool,
+    /// The last offset of the batch at `position`, when an index entry tells it.
+    pub(crate) first_last: Option<u64>,
 }
 
 impl ScanFrom {
@@ -893,7 +951,26 @@ impl ScanFrom {
             position: 0,
             expected: base_offset,
             state: AppendState::EMPTY,
+            gapless: false,
+            first_last: None,
         }
+    }
+
+    /// The same scan, requiring contiguous offsets when `gapless`.
+    pub(crate) fn gapless(mut self, gapless: bool) -> ScanFrom {
+        self.gapless = gapless;
+        self
+    }
+}
+
+/// Whether a batch's offsets fit a gapless log: its last offset is the one an
+/// index entry gave, or its base is exactly the expected next offset (when that
+/// is known exactly). The base offset is outside the CRC, so this is what
+/// catches a damaged one.
+fn fits_gapless(header: &BatchHeader, first_last: Option<u64>, exact: bool, expected: u64) -> bool {
+    match first_last {
+        Some(last) => header.last_offset() >= 0 && header.last_offset() as u64 == last,
+        None => !exact || (header.base_offset >= 0 && header.base_offset as u64 == expected),
     }
 }
 
@@ -922,6 +999,8 @@ pub(crate) fn scan_log(
         stop: None,
     };
     let mut position = from.position;
+    let mut exact = from.position == 0;
+    let mut first_last = from.first_last;
     while position < reader.len {
         let head = reader.get(position, BATCH_HEADER_BYTES)?;
         let size = match batch::read_header(head) {
@@ -932,15 +1011,32 @@ pub(crate) fn scan_log(
             Err(_) => head.len(),
         };
         let buf = reader.get(position, size)?;
-        let checked = check_batch(buf, base_offset, scan.next_offset, upper).and_then(|h| {
-            u32::try_from(position).map(|p| (h, p)).map_err(|_| ScanStop {
-                position,
-                reason: CorruptReason::OffsetOutsideSegment {
-                    last_offset: h.last_offset(),
-                },
-                incomplete: false,
+        let expected = scan.next_offset;
+        let checked = check_batch(buf, base_offset, expected, upper)
+            .and_then(|h| {
+                if !from.gapless || fits_gapless(&h, first_last, exact, expected) {
+                    Ok(h)
+                } else {
+                    Err(ScanStop {
+                        position,
+                        reason: CorruptReason::OffsetOutOfOrder {
+                            base_offset: h.base_offset,
+                            expected_at_least: expected,
+                        },
+                        incomplete: false,
+                    })
+                }
             })
-        });
+            .and_then(|h| {
+                u32::try_from(position).map(|p| (h, p)).map_err(|_| ScanStop {
+                    position,
+                    reason: CorruptReason::OffsetOutsideSegment {
+                        last_offset: h.last_offset(),
+                    },
+                    incomplete: false,
+                })
+            });
+        first_last = None;
         match checked {
             Ok((header, pos32)) => {
                 scan.crc = scan.crc.map(|c| crc32c::crc32c_append(c, buf));
@@ -956,6 +1052,7 @@ pub(crate) fn scan_log(
                 position += header.size() as u64;
                 scan.valid_end = position;
                 scan.next_offset = header.last_offset() as u64 + 1;
+                exact = true;
             }
             Err(mut stop) => {
                 stop.position = position;
@@ -969,6 +1066,8 @@ pub(crate) fn scan_log(
                         // Index the resumed batch so lookups past the damage skip it.
                         scan.state.bytes_since_last_index_entry = u64::from(interval) + 1;
                         position = resume;
+                        // The damaged batch's offsets are unknown.
+                        exact = false;
                         continue;
                     }
                 }
