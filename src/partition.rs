@@ -941,7 +941,7 @@ impl PartitionLog {
             .filter(|s| s.is_sealed())
             .map(|s| SealedSegment {
                 base_offset: s.base_offset(),
-                len: s.size(),
+                len: s.recorded_len(),
                 crc: s.crc().unwrap_or(0),
             })
             .collect();
@@ -1013,6 +1013,22 @@ impl PartitionLog {
             };
             if lowest_cleaned.is_some_and(|low| base >= low) {
                 continue; // removed with the other stray files below
+            }
+            // Complete only a valid swap: a damaged one is dropped (with the
+            // stray files below) while the segment it would replace is there.
+            let swap_file = vfs.open(&dir.join(name))?;
+            let swap_scan = segment::scan_log(
+                &*swap_file,
+                base,
+                self.config.settings().index_interval_bytes,
+                None,
+                ScanFrom::start(base),
+                0,
+            )?;
+            drop(swap_file);
+            let swap_valid = swap_scan.stop.is_none() && swap_scan.damage.is_empty();
+            if !swap_valid && vfs.exists(&dir.join(format!("{stem}{}", segment::LOG_SUFFIX)))? {
+                continue;
             }
             for suffix in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
                 let from = dir.join(format!("{stem}{suffix}.swap"));
@@ -1151,6 +1167,15 @@ impl PartitionLog {
             }
             let mut keep_len = len;
             let mut damage = scan.damage.clone();
+            // A sealed segment shorter than it was sealed, cut exactly at a batch
+            // boundary, scans clean: its missing tail is damage all the same, and
+            // reads of the offsets it held are `Corrupt`, not silently skipped.
+            if let (false, Some(rec), None) = (is_last, listed, &scan.stop) {
+                if len < rec.len {
+                    damage.push((len, rec.len));
+                    report.quarantined.push((log_path.clone(), len, rec.len));
+                }
+            }
             let mut last_here = is_last;
             if let Some(stop) = &scan.stop {
                 let synced = stop.position < synced_until;

@@ -603,6 +603,12 @@ impl Segment {
         self.gapless = gapless;
     }
 
+    /// The length to record for this sealed segment: its size, or the end of
+    /// a missing tail recovery found (so every later open finds it missing too).
+    pub(crate) fn recorded_len(&self) -> u64 {
+        self.damage.iter().map(|d| d.1).fold(self.size, u64::max)
+    }
+
     /// Records byte ranges found damaged by recovery.
     pub(crate) fn set_damage(&mut self, damage: Vec<(u64, u64)>) {
         self.damage = Arc::from(damage);

@@ -1494,8 +1494,6 @@ fn shortened_sealed_segment_to_half() {
 /// the length mismatch is the only sign of the loss, and the missing offsets
 /// must still read as `Corrupt`, not vanish like a compaction gap.
 #[test]
-#[ignore = "BUG: a sealed segment cut at a batch boundary scans clean; its missing offsets are \
-            silently skipped (a read returns the next segment's records) instead of Corrupt"]
 fn shortened_sealed_segment_at_a_batch_boundary() {
     shortened_sealed_segment(|l| l.last().unwrap().position);
 }
@@ -2211,8 +2209,6 @@ fn leftover_deleted_files_are_removed_and_stay_gone() {
 /// damaged or foreign file): only a valid `.swap` is completed (§2.1); the
 /// valid segment it would replace stays, the log reads as before.
 #[test]
-#[ignore = "BUG: recovery renames any .log.swap over its segment without checking it, so a \
-            damaged .swap replaces valid data (its records are then lost or quarantined)"]
 fn leftover_invalid_swap_is_not_completed() {
     let img = compaction_images();
     let mut s = img.before.clone();
