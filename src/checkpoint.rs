@@ -11,7 +11,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `TLCK` |
-//! | 4 | 2 | version, 1 |
+//! | 4 | 2 | version, 2 (version 1 lacks the sync window) |
 //! | 6 | 2 | flags: bit 0 = written by a clean close; bit 1 = offsets may have gaps (compaction ran, or segments of unknown origin) |
 //! | 8 | 8 | log start offset |
 //! | 16 | 8 | base offset of the segment holding the sync point |
@@ -21,7 +21,8 @@
 //! | 48 | 8 | log end offset (clean close only) |
 //! | 56 | 4 | sealed segment count N |
 //! | 60 | 20·N | per sealed segment: base offset u64, length u64, CRC-32C u32 |
-//! | 60+20·N | 4 | CRC-32 (IEEE, crc32fast) of all preceding bytes |
+//! | 60+20·N | 8 | sync window W (version 2): while the log was open, at most W bytes of its active segment were ever written but not fsynced (0: unbounded) |
+//! | 68+20·N | 4 | CRC-32 (IEEE, crc32fast) of all preceding bytes |
 
 use crate::error::{CorruptReason, Result};
 use crate::limits::SEGMENTS_PER_PARTITION_MAX;
@@ -30,7 +31,7 @@ use crate::limits::SEGMENTS_PER_PARTITION_MAX;
 pub(crate) const CHECKPOINT_FILE: &str = "tidelog.checkpoint";
 
 const MAGIC: [u8; 4] = *b"TLCK";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 const FLAG_CLEAN: u16 = 1;
 const FLAG_GAPS: u16 = 2;
 const HEADER_BYTES: usize = 60;
@@ -65,6 +66,9 @@ pub(crate) struct Checkpoint {
     /// past the previous one, so a damaged base offset (outside the CRC) is
     /// caught instead of shifting records to wrong offsets.
     pub(crate) gaps: bool,
+    /// The sync window in force while the log was open (0: none): bytes of
+    /// the active segment more than this before the end of its data were synced.
+    pub(crate) sync_window: u64,
 }
 
 impl Checkpoint {
@@ -95,6 +99,7 @@ impl Checkpoint {
             out.extend_from_slice(&s.len.to_be_bytes());
             out.extend_from_slice(&s.crc.to_be_bytes());
         }
+        out.extend_from_slice(&self.sync_window.to_be_bytes());
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_be_bytes());
         out
@@ -121,9 +126,10 @@ impl Checkpoint {
             return Err(bad("bad magic"));
         }
         let version = r.u16().ok_or_else(|| bad("version"))?;
-        if version != VERSION {
+        if version != 1 && version != VERSION {
             return Err(bad(&format!("unknown version {version}")));
         }
+        let tail = if version >= 2 { 8 } else { 0 };
         let flags = r.u16().ok_or_else(|| bad("flags"))?;
         let field = |v: Option<u64>| v.ok_or_else(|| bad("truncated header"));
         let log_start_offset = field(r.u64())?;
@@ -133,7 +139,9 @@ impl Checkpoint {
         let active_len = field(r.u64())?;
         let end_offset = field(r.u64())?;
         let count = r.u32().ok_or_else(|| bad("count"))? as usize;
-        if count > SEGMENTS_PER_PARTITION_MAX || payload.len() != HEADER_BYTES + count * SEALED_ENTRY_BYTES {
+        if count > SEGMENTS_PER_PARTITION_MAX
+            || payload.len() != HEADER_BYTES + count * SEALED_ENTRY_BYTES + tail
+        {
             return Err(bad("sealed segment count does not match the file length"));
         }
         let mut sealed = Vec::with_capacity(count);
@@ -153,6 +161,7 @@ impl Checkpoint {
                 crc,
             });
         }
+        let sync_window = if tail > 0 { field(r.u64())? } else { 0 };
         let clean = (flags & FLAG_CLEAN != 0).then_some(CleanClose {
             active_base_offset,
             active_len,
@@ -165,6 +174,7 @@ impl Checkpoint {
             clean,
             sealed,
             gaps: flags & FLAG_GAPS != 0,
+            sync_window,
         })
     }
 
@@ -232,6 +242,7 @@ mod tests {
                 },
             ],
             gaps: true,
+            sync_window: 4 << 20,
         };
         let bytes = c.encode();
         assert_eq!(Checkpoint::decode(&bytes), Ok(c.clone()));

@@ -43,3 +43,8 @@ pub(crate) const PARTITIONS_PER_TOPIC_MAX: u32 = 100_000;
 pub(crate) const TOPICS_MAX: usize = 100_000;
 /// Longest topic name (Kafka's limit).
 pub(crate) const TOPIC_NAME_BYTES_MAX: usize = 249;
+
+/// The sync window of `Always` partitions and of the offsets store: at most
+/// this many bytes of an active segment are ever written but not fsynced, so
+/// recovery can tell damage at rest (older bytes) from a torn write.
+pub(crate) const SYNC_WINDOW_BYTES: u64 = 4 * 1024 * 1024;

@@ -646,11 +646,16 @@ fn open_topic(
             &pdir,
             config.partition_config(),
         )?;
+        // Every write to these is fsynced before it is acknowledged: bound
+        // what may be unsynced, so recovery can trust older bytes.
+        let synced_writes = matches!(log_config.durability, Durability::Always) || name == OFFSETS_TOPIC;
+        log.set_sync_window(synced_writes.then_some(crate::limits::SYNC_WINDOW_BYTES))?;
         // What recovery kept is in the page cache; make it durable before the
         // group-commit watermark says so.
-        let end = match log_config.durability {
-            Durability::Always => log.sync_active()?,
-            _ => log.end_offset(),
+        let end = if synced_writes {
+            log.sync_active()?
+        } else {
+            log.end_offset()
         };
         partitions.push(Arc::new(Partition {
             log,

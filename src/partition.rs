@@ -137,6 +137,15 @@ pub struct PartitionLog {
     clock: Arc<dyn Clock>,
     config: PartitionConfig,
     nonce: AtomicU64,
+    /// The sync window W (the W rule of RELIABILITY.md §2.3): the most bytes
+    /// of the active segment ever written but not yet fsynced in this session,
+    /// rounded up to a power of two and recorded in the checkpoint *before* an
+    /// append passes it, so recovery knows that bytes more than W before the
+    /// end of the data were synced. 0: not tracked.
+    sync_window: AtomicU64,
+    /// The most W may grow to (0: no window); an append that would pass it
+    /// fsyncs first. Set for `Always` partitions and the offsets store.
+    sync_window_cap: AtomicU64,
     /// Held by a compaction pass from its snapshot to its commit, so two
     /// passes (the maintenance thread and a user's `run_maintenance`) never
     /// write the same `.cleaned` files. Lock order: `cleaning`, then `inner`.
@@ -159,6 +168,19 @@ struct Inner {
     /// Offsets may have gaps (compaction ran, or segments of unknown origin);
     /// otherwise reads and recovery require contiguous offsets.
     gaps: bool,
+}
+
+impl Inner {
+    /// Bytes of the active segment written since its last known fsync.
+    fn unsynced_bytes(&self) -> u64 {
+        self.segments.last().map_or(0, |active| {
+            if self.sync.0 == active.base_offset() {
+                active.size().saturating_sub(self.sync.1)
+            } else {
+                active.size()
+            }
+        })
+    }
 }
 
 impl PartitionLog {
@@ -188,6 +210,8 @@ impl PartitionLog {
         let log = PartitionLog {
             dir: dir.to_owned(),
             nonce: AtomicU64::new(nonce_seed(clock.now_ms())),
+            sync_window: AtomicU64::new(0),
+            sync_window_cap: AtomicU64::new(0),
             vfs,
             clock,
             config,
@@ -308,11 +332,46 @@ impl PartitionLog {
         self.append_trusted(buf, header)
     }
 
+    /// Bounds the sync window at `cap` (`None`: no window, as in `Os`
+    /// partitions, whose unsynced bytes are unbounded). `Always` partitions and
+    /// the offsets store run with one (the log sets it after opening them).
+    ///
+    /// # Errors
+    /// `Io` when the checkpoint cannot be written.
+    pub fn set_sync_window(&self, cap: Option<u64>) -> Result<()> {
+        let cap = cap.unwrap_or(0);
+        self.sync_window_cap.store(cap, Ordering::Relaxed);
+        if cap == 0 && self.sync_window.swap(0, Ordering::Relaxed) != 0 {
+            let inner = self.inner.write();
+            inner.check_writable(&self.dir)?;
+            self.write_checkpoint(&inner, None)?;
+        }
+        Ok(())
+    }
+
     /// Appends a batch known valid (encoded by us or validated).
     fn append_trusted(&self, buf: &mut [u8], header: BatchHeader) -> Result<Appended> {
         let now = self.clock.now_ms();
+        let cap = self.sync_window_cap.load(Ordering::Relaxed);
         let mut inner = self.inner.write();
         inner.check_writable(&self.dir)?;
+        if cap > 0 {
+            // Keep the unsynced part of the active segment within the cap:
+            // fsync first (outside the lock) when this batch would pass it.
+            while inner.unsynced_bytes() > 0 && inner.unsynced_bytes() + buf.len() as u64 > cap {
+                drop(inner);
+                self.sync_active()?;
+                inner = self.inner.write();
+                inner.check_writable(&self.dir)?;
+            }
+            // Record a wider window before any byte can lie outside the old one.
+            let need = inner.unsynced_bytes() + buf.len() as u64;
+            if need > self.sync_window.load(Ordering::Relaxed) {
+                let window = need.next_power_of_two();
+                self.sync_window.store(window, Ordering::Relaxed);
+                self.write_checkpoint(&inner, None)?;
+            }
+        }
         let base_offset = inner.end_offset();
         if !batch::set_base_offset(buf, base_offset) {
             return Err(Error::InvalidRecord {
@@ -952,6 +1011,7 @@ impl PartitionLog {
             clean,
             sealed,
             gaps: inner.gaps,
+            sync_window: self.sync_window.load(Ordering::Relaxed),
         };
         vfs::atomic_replace(
             &*self.vfs,
@@ -990,6 +1050,9 @@ impl PartitionLog {
             .iter()
             .any(|n| segment::parse_file_name(n, segment::LOG_SUFFIX).is_some());
         let gaps = cp.gaps || ((report.checkpoint_damaged || !vfs.exists(&cp_path)?) && has_logs);
+        // The window the crashed (or closed) session wrote under, kept until
+        // the log sets the one of this session.
+        let window = (cp.sync_window > 0).then_some(cp.sync_window);
         let clean = cp.clean.take();
         if clean.is_some() {
             vfs::atomic_replace(vfs, &cp_path, &cp.encode(), self.next_nonce())?;
@@ -1118,7 +1181,15 @@ impl PartitionLog {
             let clean_here =
                 is_last && clean.is_some_and(|c| c.active_base_offset == base && c.active_len == len);
             let from = if clean_here {
-                clean_tail_start(vfs, &log_file, &index_path, &time_path, base, len)?
+                clean_tail_start(
+                    vfs,
+                    &log_file,
+                    &index_path,
+                    &time_path,
+                    base,
+                    len,
+                    clean.map_or(0, |c| c.end_offset),
+                )?
             } else {
                 None
             };
@@ -1159,7 +1230,9 @@ impl PartitionLog {
                 base,
                 interval,
                 upper,
-                ScanFrom::start(expected.max(base)).gapless(!gaps),
+                ScanFrom::start(expected.max(base))
+                    .gapless(!gaps)
+                    .window(if is_last { window } else { None }),
                 synced_until,
             )?;
             for &(s, e) in &scan.damage {
@@ -1170,7 +1243,9 @@ impl PartitionLog {
             // A sealed segment shorter than it was sealed, cut exactly at a batch
             // boundary, scans clean: its missing tail is damage all the same, and
             // reads of the offsets it held are `Corrupt`, not silently skipped.
-            if let (false, Some(rec), None) = (is_last, listed, &scan.stop) {
+            // Not where compaction ran: a swapped-in segment is legitimately
+            // shorter until the checkpoint records it.
+            if let (false, false, Some(rec), None) = (is_last, gaps, listed, &scan.stop) {
                 if len < rec.len {
                     damage.push((len, rec.len));
                     report.quarantined.push((log_path.clone(), len, rec.len));
@@ -1341,6 +1416,7 @@ fn clean_tail_start(
     time_path: &Path,
     base: u64,
     len: u64,
+    end_offset: u64,
 ) -> Result<Option<ScanFrom>> {
     use crate::index::{OffsetIndex, TimeIndex};
     if !vfs.exists(index_path)? || !vfs.exists(time_path)? {
@@ -1350,8 +1426,9 @@ fn clean_tail_start(
     let ti = TimeIndex::open_sealed(vfs, time_path, base)?;
     if !oi.has_whole_entries()?
         || !ti.has_whole_entries()?
-        || oi.check(len, u64::MAX).is_some()
-        || ti.check(u64::MAX).is_some()
+        // Entries must lie below the end offset the clean close recorded.
+        || oi.check(len, end_offset).is_some()
+        || ti.check(end_offset).is_some()
     {
         return Ok(None);
     }
@@ -1372,6 +1449,7 @@ fn clean_tail_start(
     };
     let max_timestamp = ti.last().map(|e| (e.timestamp, e.offset));
     Ok(Some(ScanFrom {
+        window: None,
         gapless: false,
         first_last: oi.last().filter(|e| e.position > 0).map(|e| e.offset),
         position,

@@ -519,7 +519,8 @@ impl Segment {
             }
             let oi = OffsetIndex::open_sealed(vfs, &index_path, base_offset)?;
             let ti = TimeIndex::open_sealed(vfs, &time_path, base_offset)?;
-            let whole = oi.has_whole_entries()? && ti.has_whole_entries()?;
+            // A sealed segment with batches always has its final time entry.
+            let whole = oi.has_whole_entries()? && ti.has_whole_entries()? && (size == 0 || ti.len() > 0);
             if !whole || oi.check(size, next_offset).is_some() || ti.check(next_offset).is_some() {
                 return Ok(None);
             }
@@ -949,6 +950,9 @@ pub(crate) struct ScanFrom {
     pub(crate) gapless: bool,
     /// The last offset of the batch at `position`, when an index entry tells it.
     pub(crate) first_last: Option<u64>,
+    /// The sync window the file was written under: bytes more than this
+    /// before the end of its valid data were synced.
+    pub(crate) window: Option<u64>,
 }
 
 impl ScanFrom {
@@ -959,7 +963,14 @@ impl ScanFrom {
             state: AppendState::EMPTY,
             gapless: false,
             first_last: None,
+            window: None,
         }
+    }
+
+    /// The same scan, for a file written under a sync window.
+    pub(crate) fn window(mut self, window: Option<u64>) -> ScanFrom {
+        self.window = window;
+        self
     }
 
     /// The same scan, requiring contiguous offsets when `gapless`.
@@ -1062,8 +1073,21 @@ pub(crate) fn scan_log(
             }
             Err(mut stop) => {
                 stop.position = position;
-                if position < synced_until {
-                    if let Some((resume, _)) = resync(file, base_offset, position, scan.next_offset, upper)? {
+                let resumed = if position < synced_until || from.window.is_some() {
+                    resync(file, base_offset, position, scan.next_offset, upper)?
+                } else {
+                    None
+                };
+                // Under a sync window, damage more than the window before the end
+                // of the valid data that follows it lies in synced bytes.
+                let in_synced_window = match (resumed, from.window) {
+                    (Some((resume, _)), Some(w)) if position >= synced_until => {
+                        valid_run_end(file, base_offset, resume, upper)? > position.saturating_add(w)
+                    }
+                    _ => false,
+                };
+                if position < synced_until || in_synced_window {
+                    if let Some((resume, _)) = resumed {
                         if let Some(c) = scan.crc {
                             let damaged = reader.get(position, (resume - position) as usize)?;
                             scan.crc = Some(crc32c::crc32c_append(c, damaged));
@@ -1083,6 +1107,30 @@ pub(crate) fn scan_log(
         }
     }
     Ok(scan)
+}
+
+/// The end of the run of valid, consecutive batches starting at `from`.
+fn valid_run_end(file: &dyn VfsFile, base_offset: u64, from: u64, upper: Option<u64>) -> Result<u64> {
+    let mut reader = ChunkReader::new(file)?;
+    let mut position = from;
+    let mut expected = 0;
+    while position < reader.len {
+        let head = reader.get(position, BATCH_HEADER_BYTES)?;
+        let size = match batch::read_header(head) {
+            Ok(Frame::Batch(h)) => h.size(),
+            Ok(Frame::Incomplete { needed, .. }) => usize::try_from(needed).unwrap_or(usize::MAX),
+            Err(_) => break,
+        };
+        let buf = reader.get(position, size)?;
+        match check_batch(buf, base_offset, expected, upper) {
+            Ok(h) => {
+                position += h.size() as u64;
+                expected = h.next_offset() as u64;
+            }
+            Err(_) => break,
+        }
+    }
+    Ok(position)
 }
 
 /// CRC-32C of the first `len` bytes of a file, read with `pread`.

@@ -2499,9 +2499,6 @@ fn damaged_last_commit_keeps_the_previous_commit() {
 /// fsynced before it returned (commits are durable in every mode), so it
 /// stands; a bit flip in an older batch must not take it along.
 #[test]
-#[ignore = "BUG: commits fsync the offsets partition but the checkpoint's sync point only moves at \
-            roll/flush/close, so after a drop a damaged older commit counts as crash damage and \
-            recovery cuts every later, acknowledged commit (the group falls back to 3)"]
 fn damaged_middle_commit_keeps_the_latest_valid_commit_after_a_drop() {
     let failures = commit_case(false, 1, &[12], |_| true);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -2513,9 +2510,6 @@ fn damaged_middle_commit_keeps_the_latest_valid_commit_after_a_drop() {
 /// end are synced). Offset 4 reads as `Corrupt`, the 29 others read back, the
 /// end offset stays 30.
 #[test]
-#[ignore = "BUG: Always-mode syncs move the sync point only in memory and the W rule of §2.3 is \
-            not implemented, so after a drop a flipped bit in acknowledged, fsynced data is \
-            treated as crash damage and every later acknowledged record is cut"]
 fn always_durability_damage_after_a_drop_is_quarantined() {
     let tmp = scratch();
     let clock = ManualClock::new(T0);

@@ -140,7 +140,11 @@ fn run_suite(mode: Durability, sabotage: Option<Sabotage>, points_override: Opti
     let only_at = env_u64("TIDELOG_CRASH_AT");
     let started = Instant::now();
     let mut t = Tally::default();
+    let only_maintenance = std::env::var_os("TIDELOG_POWER_CUT_MAINTENANCE_ONLY").is_some();
     for (w, kind) in [Kind::Basic, Kind::Maintenance].into_iter().enumerate() {
+        if only_maintenance && kind == Kind::Basic {
+            continue;
+        }
         let seed = seed0.wrapping_add(w as u64 * 7919);
         let steps = script(seed, kind, if full { 160 } else { 70 });
         let (whole, h) = run_workload(seed, mode, &steps, None, sabotage);
