@@ -633,22 +633,29 @@ impl PartitionLog {
         if offset <= inner.log_start_offset {
             return Ok(0);
         }
+        // Readers see the new start only once the checkpoint holding it is
+        // durable: a failed write puts the old start back.
+        let old_start = inner.log_start_offset;
         inner.log_start_offset = offset;
         if offset == end && inner.segments.last().is_some_and(|s| s.size() > 0) {
-            self.roll_locked(&mut inner, now)?;
+            if let Err(e) = self.roll_locked(&mut inner, now) {
+                inner.log_start_offset = old_start;
+                return Err(e);
+            }
+        }
+        // Persist the new start first, then remove the files: a crash in between
+        // leaves files below the start, which the next open drops.
+        if let Err(e) = self.write_checkpoint(&inner, None) {
+            inner.log_start_offset = old_start;
+            return Err(e);
         }
         // Segments wholly below the start: the next segment's base <= start.
         let mut doomed = 0;
         while inner.segments.len() > 1 && inner.segments.get(1).is_some_and(|s| s.base_offset() <= offset) {
             doomed += 1;
             let removed = inner.segments.remove(0);
-            // Persist the new start first, then remove the files: a crash in between
-            // leaves files below the start, which the next open drops.
             self.write_checkpoint(&inner, None)?;
             self.remove_segment_files(&removed)?;
-        }
-        if doomed == 0 {
-            self.write_checkpoint(&inner, None)?;
         }
         Ok(doomed)
     }

@@ -363,8 +363,20 @@ impl Run {
             Step::Maintain { advance_ms } => {
                 self.clock.advance(*advance_ms);
                 h.removal_in_flight = true;
-                if let Err(e) = self.log().run_maintenance() {
-                    return Err(("run_maintenance", e));
+                match self.log().run_maintenance() {
+                    // A partition that failed did not do its part: not acknowledged.
+                    Ok(report) if report.partitions_failed > 0 => {
+                        let e = Error::Io {
+                            path: ROOT.into(),
+                            source: std::io::Error::other(format!(
+                                "{} partitions failed",
+                                report.partitions_failed
+                            )),
+                        };
+                        return Err(("run_maintenance", e));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(("run_maintenance", e)),
                 }
                 h.removal_in_flight = false;
                 for topic in ["retained", "compacted"] {
