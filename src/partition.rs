@@ -440,8 +440,7 @@ impl PartitionLog {
                 active.seal()?;
                 active.set_next_offset_bound(next_base);
             }
-            let mut segment = Segment::create(&*self.vfs, &self.dir, next_base, self.config.settings(), now)?;
-            segment.set_gapless(!inner.gaps);
+            let segment = Segment::create(&*self.vfs, &self.dir, next_base, self.config.settings(), now)?;
             self.vfs.sync_dir(&self.dir)?;
             inner.segments.push(segment);
             inner.sync = (next_base, 0);
@@ -553,7 +552,7 @@ impl PartitionLog {
                 }
                 let Some(i) = inner.segment_for(next) else { break };
                 let Some(seg) = inner.segments.get(i) else { break };
-                seg.view(next)?
+                seg.view(next, !inner.gaps)?
             };
             match view.read(next, max, &mut out)? {
                 ViewRead::Full | ViewRead::StoppedAtDamage => break,
@@ -583,7 +582,7 @@ impl PartitionLog {
                     // The time index names the batch to start scanning at; every
                     // record of that batch counts (Kafka's ListOffsets).
                     let from = seg.time_lookup(timestamp).max(start).max(seg.base_offset());
-                    views.push((seg.view(from)?, start.max(seg.base_offset())));
+                    views.push((seg.view(from, !inner.gaps)?, start.max(seg.base_offset())));
                 }
             }
             (views, start)
@@ -731,7 +730,7 @@ impl PartitionLog {
                 {
                     break;
                 }
-                let view = seg.view(seg.base_offset())?;
+                let view = seg.view(seg.base_offset(), !inner.gaps)?;
                 snapshot.push((seg.base_offset(), seg.next_offset(), view.bytes));
             }
             (snapshot, inner.cleaner_offset.max(inner.log_start_offset))
@@ -902,9 +901,6 @@ impl PartitionLog {
         // any of them can be on disk under its final name.
         if !inner.gaps {
             inner.gaps = true;
-            for seg in inner.segments.iter_mut() {
-                seg.set_gapless(false);
-            }
             self.write_checkpoint(&inner, None)?;
         }
         // From the first rename on, the files and the segments in memory may
@@ -1368,9 +1364,6 @@ impl PartitionLog {
         } else {
             (cp.sync_base_offset, cp.sync_position)
         };
-        for seg in &mut segments {
-            seg.set_gapless(!gaps);
-        }
         {
             let mut inner = self.inner.write();
             inner.segments = segments;

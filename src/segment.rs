@@ -356,8 +356,6 @@ pub(crate) struct Segment {
     settings: SegmentSettings,
     /// Byte ranges recovery found damaged (quarantined, never rewritten).
     damage: Arc<[(u64, u64)]>,
-    /// Offsets have no gaps (no compaction ever ran on the partition).
-    gapless: bool,
 }
 
 /// The result of scanning a segment's log from position 0.
@@ -442,7 +440,6 @@ impl Segment {
             crc: Some(0),
             settings,
             damage: Arc::from(Vec::new()),
-            gapless: false,
         })
     }
 
@@ -493,7 +490,6 @@ impl Segment {
             crc,
             settings,
             damage: Arc::from(Vec::new()),
-            gapless: false,
         })
     }
 
@@ -571,7 +567,6 @@ impl Segment {
             crc,
             settings,
             damage: Arc::from(Vec::new()),
-            gapless: false,
         };
         Ok((segment, rebuilt))
     }
@@ -597,11 +592,6 @@ impl Segment {
     /// The largest record timestamp in the segment, if it has any batch.
     pub(crate) fn max_timestamp(&self) -> Option<i64> {
         self.state.max_timestamp.map(|(ts, _)| ts)
-    }
-
-    /// Whether reads require contiguous offsets (see [`fits_gapless`]).
-    pub(crate) fn set_gapless(&mut self, gapless: bool) {
-        self.gapless = gapless;
     }
 
     /// The length to record for this sealed segment: its size, or the end of
@@ -788,8 +778,9 @@ impl Segment {
         }
     }
 
-    /// A reader's snapshot from the batch that may hold `offset`.
-    pub(crate) fn view(&self, offset: u64) -> Result<SegmentView> {
+    /// A reader's snapshot from the batch that may hold `offset`; `gapless`:
+    /// the partition's offsets have no gaps (see [`fits_gapless`]).
+    pub(crate) fn view(&self, offset: u64, gapless: bool) -> Result<SegmentView> {
         let size = usize::try_from(self.size).unwrap_or(usize::MAX);
         let bytes = if self.map.len() < size {
             // A filesystem whose maps are snapshots: map again to see new appends.
@@ -811,7 +802,7 @@ impl Segment {
             bytes,
             start_position,
             damage: self.damage.clone(),
-            gapless: self.gapless,
+            gapless,
             start_last,
         })
     }
@@ -921,6 +912,17 @@ impl<'a> ChunkReader<'a> {
     }
 
     /// Up to `want` bytes at `position` (fewer only at the end of the file).
+    /// The size the batch at `position` claims (its header alone is read);
+    /// `None` if the bytes there are no batch header at all.
+    fn batch_size_at(&mut self, position: u64) -> Result<Option<usize>> {
+        let head = self.get(position, BATCH_HEADER_BYTES)?;
+        Ok(match batch::read_header(head) {
+            Ok(Frame::Batch(h)) => Some(h.size()),
+            Ok(Frame::Incomplete { needed, .. }) => Some(usize::try_from(needed).unwrap_or(head.len())),
+            Err(_) => None,
+        })
+    }
+
     fn get(&mut self, position: u64, want: usize) -> Result<&[u8]> {
         let end = position.saturating_add(want as u64).min(self.len);
         let buf_end = self.buf_start + self.buf.len() as u64;
@@ -1019,14 +1021,7 @@ pub(crate) fn scan_log(
     let mut exact = from.position == 0;
     let mut first_last = from.first_last;
     while position < reader.len {
-        let head = reader.get(position, BATCH_HEADER_BYTES)?;
-        let size = match batch::read_header(head) {
-            Ok(Frame::Batch(h)) => h.size(),
-            // The header alone is read: the batch's size is what it needs.
-            Ok(Frame::Incomplete { needed, .. }) => usize::try_from(needed).unwrap_or(head.len()),
-            // Let check_batch classify it below on what is there.
-            Err(_) => head.len(),
-        };
+        let size = reader.batch_size_at(position)?.unwrap_or(BATCH_HEADER_BYTES);
         let buf = reader.get(position, size)?;
         let expected = scan.next_offset;
         let checked = check_batch(buf, base_offset, expected, upper)
@@ -1115,11 +1110,8 @@ fn valid_run_end(file: &dyn VfsFile, base_offset: u64, from: u64, upper: Option<
     let mut position = from;
     let mut expected = 0;
     while position < reader.len {
-        let head = reader.get(position, BATCH_HEADER_BYTES)?;
-        let size = match batch::read_header(head) {
-            Ok(Frame::Batch(h)) => h.size(),
-            Ok(Frame::Incomplete { needed, .. }) => usize::try_from(needed).unwrap_or(usize::MAX),
-            Err(_) => break,
+        let Some(size) = reader.batch_size_at(position)? else {
+            break;
         };
         let buf = reader.get(position, size)?;
         match check_batch(buf, base_offset, expected, upper) {
