@@ -11,7 +11,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `TLCK` |
-//! | 4 | 2 | version, 2 (version 1 lacks the sync window) |
+//! | 4 | 2 | version, 3 (version 1 lacks the sync window; versions 1 and 2 lack the sealed segments' max timestamps) |
 //! | 6 | 2 | flags: bit 0 = written by a clean close; bit 1 = offsets may have gaps (compaction ran, or segments of unknown origin) |
 //! | 8 | 8 | log start offset |
 //! | 16 | 8 | base offset of the segment holding the sync point |
@@ -20,9 +20,11 @@
 //! | 40 | 8 | active segment length (clean close only) |
 //! | 48 | 8 | log end offset (clean close only) |
 //! | 56 | 4 | sealed segment count N |
-//! | 60 | 20·N | per sealed segment: base offset u64, length u64, CRC-32C u32 |
-//! | 60+20·N | 8 | sync window W (version 2): while the log was open, at most W bytes of its active segment were ever written but not fsynced (0: unbounded) |
-//! | 68+20·N | 4 | CRC-32 (IEEE, crc32fast) of all preceding bytes |
+//! | 60 | 28·N | per sealed segment: base offset u64, length u64, CRC-32C u32, max timestamp i64 (the largest record timestamp, which the time index's last entry must hold; `i64::MIN` when none is recorded). Versions 1 and 2: 20 bytes, without the max timestamp |
+//! | 60+28·N | 8 | sync window W (version 2 on): while the log was open, at most W bytes of its active segment were ever written but not fsynced (0: unbounded) |
+//! | 68+28·N | 4 | CRC-32 (IEEE, crc32fast) of all preceding bytes |
+//!
+//! A reader accepts versions 1 to 3 and writes version 3.
 
 use crate::error::{CorruptReason, Result};
 use crate::limits::SEGMENTS_PER_PARTITION_MAX;
@@ -31,11 +33,16 @@ use crate::limits::SEGMENTS_PER_PARTITION_MAX;
 pub(crate) const CHECKPOINT_FILE: &str = "tidelog.checkpoint";
 
 const MAGIC: [u8; 4] = *b"TLCK";
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
 const FLAG_CLEAN: u16 = 1;
 const FLAG_GAPS: u16 = 2;
 const HEADER_BYTES: usize = 60;
-const SEALED_ENTRY_BYTES: usize = 20;
+const SEALED_ENTRY_BYTES: usize = 28;
+/// A sealed entry of versions 1 and 2 (no max timestamp).
+const SEALED_ENTRY_BYTES_V2: usize = 20;
+/// The max timestamp field's value when none is recorded (below any timestamp
+/// Kafka allows, which is at least -1).
+const NO_MAX_TIMESTAMP: i64 = i64::MIN;
 
 /// A sealed segment as recorded at seal time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +50,9 @@ pub(crate) struct SealedSegment {
     pub(crate) base_offset: u64,
     pub(crate) len: u64,
     pub(crate) crc: u32,
+    /// The largest record timestamp, when recorded: the sealed time index's
+    /// last entry must hold it, or the index lost its tail.
+    pub(crate) max_timestamp: Option<i64>,
 }
 
 /// What a clean close recorded about the active segment.
@@ -98,6 +108,7 @@ impl Checkpoint {
             out.extend_from_slice(&s.base_offset.to_be_bytes());
             out.extend_from_slice(&s.len.to_be_bytes());
             out.extend_from_slice(&s.crc.to_be_bytes());
+            out.extend_from_slice(&s.max_timestamp.unwrap_or(NO_MAX_TIMESTAMP).to_be_bytes());
         }
         out.extend_from_slice(&self.sync_window.to_be_bytes());
         let crc = crc32fast::hash(&out);
@@ -126,10 +137,15 @@ impl Checkpoint {
             return Err(bad("bad magic"));
         }
         let version = r.u16().ok_or_else(|| bad("version"))?;
-        if version != 1 && version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(bad(&format!("unknown version {version}")));
         }
         let tail = if version >= 2 { 8 } else { 0 };
+        let entry_bytes = if version >= 3 {
+            SEALED_ENTRY_BYTES
+        } else {
+            SEALED_ENTRY_BYTES_V2
+        };
         let flags = r.u16().ok_or_else(|| bad("flags"))?;
         let field = |v: Option<u64>| v.ok_or_else(|| bad("truncated header"));
         let log_start_offset = field(r.u64())?;
@@ -139,9 +155,7 @@ impl Checkpoint {
         let active_len = field(r.u64())?;
         let end_offset = field(r.u64())?;
         let count = r.u32().ok_or_else(|| bad("count"))? as usize;
-        if count > SEGMENTS_PER_PARTITION_MAX
-            || payload.len() != HEADER_BYTES + count * SEALED_ENTRY_BYTES + tail
-        {
+        if count > SEGMENTS_PER_PARTITION_MAX || payload.len() != HEADER_BYTES + count * entry_bytes + tail {
             return Err(bad("sealed segment count does not match the file length"));
         }
         let mut sealed = Vec::with_capacity(count);
@@ -149,6 +163,12 @@ impl Checkpoint {
             let base_offset = field(r.u64())?;
             let len = field(r.u64())?;
             let crc = r.u32().ok_or_else(|| bad("truncated entry"))?;
+            let max_timestamp = if version >= 3 {
+                let raw = r.i64().ok_or_else(|| bad("truncated entry"))?;
+                (raw != NO_MAX_TIMESTAMP).then_some(raw)
+            } else {
+                None
+            };
             if sealed
                 .last()
                 .is_some_and(|l: &SealedSegment| l.base_offset >= base_offset)
@@ -159,6 +179,7 @@ impl Checkpoint {
                 base_offset,
                 len,
                 crc,
+                max_timestamp,
             });
         }
         let sync_window = if tail > 0 { field(r.u64())? } else { 0 };
@@ -187,6 +208,53 @@ impl Checkpoint {
     }
 }
 
+/// File name of the log start offset's second copy, inside a partition
+/// directory.
+pub(crate) const START_FILE: &str = "tidelog.start";
+const START_MAGIC: [u8; 4] = *b"TLST";
+const START_VERSION: u16 = 1;
+/// magic, version, log start offset, CRC-32.
+const START_BYTES: usize = 4 + 2 + 8 + 4;
+
+/// `tidelog.start`: a second copy of the log start offset, kept only while the
+/// start lies inside the first segment (moved there by `delete_records`), when
+/// nothing but the checkpoint says which records are gone. If the checkpoint is
+/// damaged, recovery takes the start from here, so removed records never come
+/// back. Layout (big-endian): magic `TLST` (4), version 1 (2), log start offset
+/// u64 (8), CRC-32 (IEEE) of the preceding 14 bytes (4). Replaced atomically.
+pub(crate) fn encode_start(log_start_offset: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(START_BYTES);
+    out.extend_from_slice(&START_MAGIC);
+    out.extend_from_slice(&START_VERSION.to_be_bytes());
+    out.extend_from_slice(&log_start_offset.to_be_bytes());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Decodes `tidelog.start`; any damage is a `BadMetadata` reason.
+pub(crate) fn decode_start(bytes: &[u8]) -> Result<u64, CorruptReason> {
+    let bad = |detail: &str| CorruptReason::BadMetadata {
+        detail: format!("start offset copy: {detail}"),
+    };
+    if bytes.len() != START_BYTES {
+        return Err(bad("wrong length"));
+    }
+    let (payload, stored) = bytes.split_at(START_BYTES - 4);
+    let stored = u32::from_be_bytes(stored.try_into().map_err(|_| bad("crc"))?);
+    if crc32fast::hash(payload) != stored {
+        return Err(bad("CRC-32 mismatch"));
+    }
+    let mut r = Reader::new(payload);
+    if r.take(4) != Some(&START_MAGIC[..]) {
+        return Err(bad("bad magic"));
+    }
+    if r.u16() != Some(START_VERSION) {
+        return Err(bad("unknown version"));
+    }
+    r.u64().ok_or_else(|| bad("truncated"))
+}
+
 /// A bounds-checked big-endian reader over bytes from disk; every read is an
 /// `Option` (shared by the metadata decoders: this file and `tidelog.topics`).
 pub(crate) struct Reader<'a> {
@@ -212,6 +280,9 @@ impl<'a> Reader<'a> {
     pub(crate) fn u64(&mut self) -> Option<u64> {
         Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
     }
+    pub(crate) fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
 }
 
 #[cfg(test)]
@@ -234,11 +305,19 @@ mod tests {
                     base_offset: 0,
                     len: 10,
                     crc: 1,
+                    max_timestamp: Some(1_700_000_000_000),
                 },
                 SealedSegment {
                     base_offset: 50,
                     len: 20,
                     crc: 2,
+                    max_timestamp: None,
+                },
+                SealedSegment {
+                    base_offset: 60,
+                    len: 20,
+                    crc: 3,
+                    max_timestamp: Some(-1),
                 },
             ],
             gaps: true,
@@ -255,5 +334,62 @@ mod tests {
             assert!(Checkpoint::decode(&bytes[..n]).is_err(), "cut at {n} accepted");
         }
         assert!(Checkpoint::decode(&[0u8; 200]).is_err());
+    }
+
+    /// A version-2 checkpoint, byte by byte as version 2 wrote it (sealed
+    /// entries of 20 bytes, no max timestamps), still reads.
+    #[test]
+    fn version_2_fixture_reads() {
+        let mut v2 = Vec::new();
+        v2.extend_from_slice(b"TLCK");
+        v2.extend_from_slice(&2u16.to_be_bytes());
+        v2.extend_from_slice(&FLAG_GAPS.to_be_bytes());
+        for field in [7u64, 100, 4096, 0, 0, 0] {
+            v2.extend_from_slice(&field.to_be_bytes());
+        }
+        v2.extend_from_slice(&1u32.to_be_bytes());
+        v2.extend_from_slice(&50u64.to_be_bytes());
+        v2.extend_from_slice(&20u64.to_be_bytes());
+        v2.extend_from_slice(&0xABCD_u32.to_be_bytes());
+        v2.extend_from_slice(&(4u64 << 20).to_be_bytes());
+        let crc = crc32fast::hash(&v2);
+        v2.extend_from_slice(&crc.to_be_bytes());
+        let decoded = Checkpoint::decode(&v2).expect("a version-2 checkpoint reads");
+        assert_eq!(
+            decoded,
+            Checkpoint {
+                log_start_offset: 7,
+                sync_base_offset: 100,
+                sync_position: 4096,
+                clean: None,
+                sealed: vec![SealedSegment {
+                    base_offset: 50,
+                    len: 20,
+                    crc: 0xABCD,
+                    max_timestamp: None,
+                }],
+                gaps: true,
+                sync_window: 4 << 20,
+            }
+        );
+        // Written back, it is version 3.
+        assert_eq!(decoded.encode().get(4..6), Some(&3u16.to_be_bytes()[..]));
+    }
+
+    #[test]
+    fn start_copy_round_trip_and_damage() {
+        let bytes = encode_start(12_345);
+        assert_eq!(decode_start(&bytes), Ok(12_345));
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                assert!(decode_start(&b).is_err(), "flip at {i} bit {bit} accepted");
+            }
+        }
+        for n in 0..bytes.len() {
+            assert!(decode_start(&bytes[..n]).is_err(), "cut at {n} accepted");
+        }
+        assert!(decode_start(&[0u8; START_BYTES]).is_err());
     }
 }

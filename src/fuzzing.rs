@@ -1697,6 +1697,7 @@ fn checkpoint_seeds() -> Vec<Seed> {
                 base_offset: i * 10,
                 len: 500 + i,
                 crc: 0xDEAD_0000 + i as u32,
+                max_timestamp: (i % 2 == 0).then_some(1_700_000_000_000 + i as i64),
             })
             .collect()
     };

@@ -15,12 +15,14 @@
 //! Sealing on roll currently runs under the write lock (see ARCHITECTURE.md).
 
 use crate::batch::{self, BatchHeader, BatchRecord, Frame};
-use crate::checkpoint::{Checkpoint, CleanClose, SealedSegment, CHECKPOINT_FILE};
+use crate::checkpoint::{self, Checkpoint, CleanClose, SealedSegment, CHECKPOINT_FILE, START_FILE};
 use crate::clock::Clock;
 use crate::error::{CorruptReason, Error, Result};
 use crate::limits::{BATCH_BYTES_MAX, SEGMENTS_PER_PARTITION_MAX, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 use crate::record::Record;
-use crate::segment::{self, AppendState, Resume, ScanFrom, Segment, SegmentSettings, ViewRead};
+use crate::segment::{
+    self, AppendState, Damage, Resume, ScanFrom, SealedFacts, Segment, SegmentSettings, ViewRead,
+};
 use crate::vfs::{self, Vfs, TMP_MARK};
 use parking_lot::RwLock;
 use std::path::{Path, PathBuf};
@@ -112,6 +114,9 @@ pub struct RecoveryReport {
     pub synced_bytes_lost: u64,
     /// The checkpoint file was missing or damaged (everything was scanned).
     pub checkpoint_damaged: bool,
+    /// With the checkpoint unreadable, the log start offset came from its
+    /// second copy, `tidelog.start`.
+    pub start_from_copy: bool,
     /// Stray files removed (temp files, orphan indexes, `.deleted`, `.cleaned`).
     pub stray_files_removed: usize,
 }
@@ -168,6 +173,8 @@ struct Inner {
     /// Offsets may have gaps (compaction ran, or segments of unknown origin);
     /// otherwise reads and recovery require contiguous offsets.
     gaps: bool,
+    /// What `tidelog.start` holds on disk (`None`: no such file).
+    start_copy: Option<u64>,
 }
 
 impl Inner {
@@ -224,6 +231,7 @@ impl PartitionLog {
                 closed: false,
                 cleaner_offset: 0,
                 gaps: false,
+                start_copy: None,
             }),
         };
         let report = log.recover()?;
@@ -656,6 +664,7 @@ impl PartitionLog {
             self.write_checkpoint(&inner, None)?;
             self.remove_segment_files(&removed)?;
         }
+        self.sync_start_copy(&mut inner)?;
         Ok(doomed)
     }
 
@@ -932,7 +941,10 @@ impl PartitionLog {
                     p.base,
                     p.next_bound,
                     self.config.settings(),
-                    p.crc,
+                    SealedFacts {
+                        crc: p.crc,
+                        max_timestamp: None,
+                    },
                     self.next_nonce(),
                 )?;
                 opened.push(segment);
@@ -996,6 +1008,37 @@ impl PartitionLog {
         self.write_checkpoint(&inner, Some(clean))
     }
 
+    /// Brings `tidelog.start` in line with the log start offset: written while
+    /// the start lies above the first segment's base (only the checkpoint and
+    /// this copy then say which records are gone), removed otherwise. Called
+    /// after the checkpoint holding the start is durable.
+    fn sync_start_copy(&self, inner: &mut Inner) -> Result<()> {
+        let first_base = inner.segments.first().map_or(0, Segment::base_offset);
+        let wanted = (inner.log_start_offset > first_base).then_some(inner.log_start_offset);
+        if wanted == inner.start_copy {
+            return Ok(());
+        }
+        let path = self.dir.join(START_FILE);
+        match wanted {
+            Some(start) => {
+                vfs::atomic_replace(
+                    &*self.vfs,
+                    &path,
+                    &checkpoint::encode_start(start),
+                    self.next_nonce(),
+                )?;
+            }
+            None => {
+                if self.vfs.exists(&path)? {
+                    self.vfs.remove(&path)?;
+                    self.vfs.sync_dir(&self.dir)?;
+                }
+            }
+        }
+        inner.start_copy = wanted;
+        Ok(())
+    }
+
     fn write_checkpoint(&self, inner: &Inner, clean: Option<CleanClose>) -> Result<()> {
         let sealed = inner
             .segments
@@ -1005,6 +1048,7 @@ impl PartitionLog {
                 base_offset: s.base_offset(),
                 len: s.recorded_len(),
                 crc: s.crc().unwrap_or(0),
+                max_timestamp: s.max_timestamp(),
             })
             .collect();
         let cp = Checkpoint {
@@ -1046,13 +1090,34 @@ impl PartitionLog {
         } else {
             Checkpoint::default()
         };
+        // The start offset's second copy: the start when the checkpoint is
+        // unreadable (a damaged copy is removed; the end of recovery writes
+        // a fresh one if the start still needs it).
+        let start_path = dir.join(START_FILE);
+        let start_copy = if vfs.exists(&start_path)? {
+            match checkpoint::decode_start(&vfs.read(&start_path)?) {
+                Ok(start) => Some(start),
+                Err(_) => {
+                    vfs.remove(&start_path)?;
+                    vfs.sync_dir(dir)?;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let checkpoint_readable = !report.checkpoint_damaged && vfs.exists(&cp_path)?;
+        if let (false, Some(start)) = (checkpoint_readable, start_copy) {
+            cp.log_start_offset = start;
+            report.start_from_copy = true;
+        }
         // Without a readable checkpoint, segments are of unknown history
         // (copied in, or the checkpoint was damaged): gaps are allowed.
         let has_logs = vfs
             .list(dir)?
             .iter()
             .any(|n| segment::parse_file_name(n, segment::LOG_SUFFIX).is_some());
-        let gaps = cp.gaps || ((report.checkpoint_damaged || !vfs.exists(&cp_path)?) && has_logs);
+        let gaps = cp.gaps || (!checkpoint_readable && has_logs);
         // The window the crashed (or closed) session wrote under, kept until
         // the log sets the one of this session.
         let window = (cp.sync_window > 0).then_some(cp.sync_window);
@@ -1168,7 +1233,10 @@ impl PartitionLog {
                         base,
                         next,
                         settings,
-                        Some(rec.crc),
+                        SealedFacts {
+                            crc: Some(rec.crc),
+                            max_timestamp: rec.max_timestamp,
+                        },
                         self.next_nonce(),
                     )?;
                     report.indexes_rebuilt += usize::from(rebuilt) * 2;
@@ -1238,8 +1306,8 @@ impl PartitionLog {
                     .window(if is_last { window } else { None }),
                 synced_until,
             )?;
-            for &(s, e) in &scan.damage {
-                report.quarantined.push((log_path.clone(), s, e));
+            for d in &scan.damage {
+                report.quarantined.push((log_path.clone(), d.start, d.end));
             }
             let mut keep_len = len;
             let mut damage = scan.damage.clone();
@@ -1250,7 +1318,14 @@ impl PartitionLog {
             // shorter until the checkpoint records it.
             if let (false, false, Some(rec), None) = (is_last, gaps, listed, &scan.stop) {
                 if len < rec.len {
-                    damage.push((len, rec.len));
+                    damage.push(Damage {
+                        start: len,
+                        end: rec.len,
+                        reason: CorruptReason::SegmentLengthMismatch {
+                            expected: rec.len,
+                            found: len,
+                        },
+                    });
                     report.quarantined.push((log_path.clone(), len, rec.len));
                 }
             }
@@ -1260,7 +1335,11 @@ impl PartitionLog {
                 if synced && !is_last {
                     // Damage at rest with valid data after it (in later segments):
                     // quarantine the rest of this segment.
-                    damage.push((stop.position, len));
+                    damage.push(Damage {
+                        start: stop.position,
+                        end: len,
+                        reason: stop.reason.clone(),
+                    });
                     report.quarantined.push((log_path.clone(), stop.position, len));
                 } else {
                     // Crash damage (or synced data with nothing valid after it):
@@ -1343,8 +1422,18 @@ impl PartitionLog {
                 break;
             }
             let next = upper.unwrap_or(scan.next_offset);
-            let (mut seg, _) =
-                Segment::open_sealed(vfs, dir, base, next, settings, scan.crc, self.next_nonce())?;
+            let (mut seg, _) = Segment::open_sealed(
+                vfs,
+                dir,
+                base,
+                next,
+                settings,
+                SealedFacts {
+                    crc: scan.crc,
+                    max_timestamp: None,
+                },
+                self.next_nonce(),
+            )?;
             seg.set_damage(damage);
             expected = next;
             segments.push(seg);
@@ -1370,8 +1459,11 @@ impl PartitionLog {
             inner.gaps = gaps;
             inner.log_start_offset = start_offset.max(first_base).min(end);
             inner.sync = sync;
-            // 6. A fresh checkpoint (opening twice in a row changes nothing more).
+            inner.start_copy = start_copy;
+            // 6. A fresh checkpoint (opening twice in a row changes nothing
+            //    more), then the start offset's copy.
             self.write_checkpoint(&inner, None)?;
+            self.sync_start_copy(&mut inner)?;
         }
         Ok(report)
     }

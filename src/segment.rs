@@ -25,6 +25,10 @@ use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod resync;
+
+use resync::{Bounds, Damaged, SliceSource};
+
 /// Smallest step by which an active `.log` file's space is reserved.
 const LOG_GROW_BYTES_MIN: u64 = 64 * 1024;
 /// Largest step by which an active `.log` file's space is reserved.
@@ -109,6 +113,17 @@ impl AppendState {
     }
 }
 
+/// A byte range of a segment that recovery found damaged and quarantined
+/// (never rewritten): reads of offsets it may hold are `Corrupt` with `reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damage {
+    pub(crate) start: u64,
+    /// Where valid batches resume (or the recorded end of a cut file).
+    pub(crate) end: u64,
+    /// What was wrong with the first damaged batch.
+    pub(crate) reason: CorruptReason,
+}
+
 /// A read-only snapshot of a segment for readers: its bytes up to the published end.
 #[derive(Clone)]
 pub(crate) struct SegmentView {
@@ -121,7 +136,7 @@ pub(crate) struct SegmentView {
     /// Where to start scanning for the batch holding the requested offset.
     pub(crate) start_position: u64,
     /// Byte ranges known to be damaged (found by recovery).
-    pub(crate) damage: Arc<[(u64, u64)]>,
+    pub(crate) damage: Arc<[Damage]>,
     /// Offsets have no gaps (see [`fits_gapless`]).
     pub(crate) gapless: bool,
     /// The last offset of the batch at `start_position`, from the index entry.
@@ -189,32 +204,29 @@ impl SegmentView {
         let mut first_last = self.start_last;
         let upper = Some(self.next_offset);
         while position < len {
-            if let Some(&(start, end)) = self.damage.iter().find(|(s, e)| *s <= position && position < *e) {
+            if let Some(d) = self
+                .damage
+                .iter()
+                .find(|d| d.start <= position && position < d.end)
+            {
                 if !out.is_empty() {
                     return Ok(ViewRead::StoppedAtDamage);
                 }
-                let resumed = resync_bytes(
-                    &self.bytes,
-                    self.base_offset,
-                    end.saturating_sub(1) as usize,
-                    expected,
-                    upper,
-                );
+                // Recovery chose `end` as where valid batches resume; the damaged
+                // range may have held `min_offset` unless that batch starts at or
+                // below it.
+                let resumed = match batch::read_header(self.bytes.get(d.end as usize..).unwrap_or(&[])) {
+                    Ok(Frame::Batch(h)) => Some(h),
+                    Ok(Frame::Incomplete { .. }) | Err(_) => None,
+                };
                 match resumed {
-                    Some((q, h)) if (h.base_offset as u64) <= min_offset => {
-                        position = q as u64;
+                    Some(h) if h.base_offset >= 0 && (h.base_offset as u64) <= min_offset => {
+                        position = d.end;
                         exact = false;
                         first_last = None;
                         continue;
                     }
-                    _ => {
-                        return Err(self.corrupt(
-                            start,
-                            CorruptReason::BadMetadata {
-                                detail: "damaged bytes quarantined at open".into(),
-                            },
-                        ))
-                    }
+                    _ => return Err(self.corrupt(d.start, d.reason.clone())),
                 }
             }
             let rest = self.bytes.get(position as usize..).unwrap_or(&[]);
@@ -297,9 +309,22 @@ impl SegmentView {
             if !out.is_empty() {
                 return Ok(ViewRead::StoppedAtDamage);
             }
-            match resync_bytes(&self.bytes, self.base_offset, position as usize, expected, upper) {
+            let resumed = resync::resync(
+                &mut SliceSource(&self.bytes),
+                Bounds {
+                    base_offset: self.base_offset,
+                    upper,
+                },
+                Damaged {
+                    position,
+                    expected,
+                    exact,
+                    gapless: self.gapless,
+                },
+            )?;
+            match resumed {
                 Some((q, h)) if (h.base_offset as u64) <= min_offset => {
-                    position = q as u64;
+                    position = q;
                     exact = false;
                     first_last = None;
                 }
@@ -307,18 +332,28 @@ impl SegmentView {
             }
         }
         // Known damage at the end of a sealed segment (a cut file) may have held the offset.
-        if out.is_empty() && self.damage.iter().any(|(_, e)| *e >= len) && min_offset < self.next_offset {
-            let start = self.damage.iter().map(|(s, _)| *s).max().unwrap_or(len);
-            return Err(self.corrupt(
-                start,
-                CorruptReason::SegmentLengthMismatch {
-                    expected: len,
-                    found: start,
-                },
-            ));
+        if out.is_empty() && min_offset < self.next_offset {
+            if let Some(d) = self
+                .damage
+                .iter()
+                .filter(|d| d.end >= len)
+                .max_by_key(|d| d.start)
+            {
+                return Err(self.corrupt(d.start, d.reason.clone()));
+            }
         }
         Ok(ViewRead::Exhausted)
     }
+}
+
+/// What is recorded about a sealed segment (in the checkpoint), to check its
+/// files against without scanning them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SealedFacts {
+    /// CRC-32C of the whole `.log` file.
+    pub(crate) crc: Option<u32>,
+    /// The largest record timestamp: the time index's last entry.
+    pub(crate) max_timestamp: Option<i64>,
 }
 
 /// What a scan established about a segment that is reopened as the active one.
@@ -355,7 +390,7 @@ pub(crate) struct Segment {
     crc: Option<u32>,
     settings: SegmentSettings,
     /// Byte ranges recovery found damaged (quarantined, never rewritten).
-    damage: Arc<[(u64, u64)]>,
+    damage: Arc<[Damage]>,
 }
 
 /// The result of scanning a segment's log from position 0.
@@ -369,8 +404,8 @@ pub(crate) struct Scan {
     pub(crate) time_entries: Vec<TimeEntry>,
     /// CRC-32C of `[0, valid_end)`, when the scan started at 0.
     pub(crate) crc: Option<u32>,
-    /// Quarantined ranges `[start, end)` of damaged bytes followed by valid batches.
-    pub(crate) damage: Vec<(u64, u64)>,
+    /// Quarantined ranges of damaged bytes followed by valid batches.
+    pub(crate) damage: Vec<Damage>,
     /// The first invalid or incomplete batch, if the scan stopped before the end.
     pub(crate) stop: Option<ScanStop>,
 }
@@ -502,9 +537,10 @@ impl Segment {
         base_offset: u64,
         next_offset: u64,
         settings: SegmentSettings,
-        crc: Option<u32>,
+        known: SealedFacts,
         nonce: u64,
     ) -> Result<(Segment, bool)> {
+        let crc = known.crc;
         let [log_path, index_path, time_path] = Self::paths(dir, base_offset);
         let log = vfs.open(&log_path)?;
         let size = log.len()?;
@@ -515,9 +551,16 @@ impl Segment {
             }
             let oi = OffsetIndex::open_sealed(vfs, &index_path, base_offset)?;
             let ti = TimeIndex::open_sealed(vfs, &time_path, base_offset)?;
-            // A sealed segment with batches always has its final time entry.
+            // A sealed segment with batches always has its final time entry,
+            // which holds the largest timestamp (when recorded at seal).
             let whole = oi.has_whole_entries()? && ti.has_whole_entries()? && (size == 0 || ti.len() > 0);
             if !whole || oi.check(size, next_offset).is_some() || ti.check(next_offset).is_some() {
+                return Ok(None);
+            }
+            if known
+                .max_timestamp
+                .is_some_and(|max| ti.last().map(|e| e.timestamp) != Some(max))
+            {
                 return Ok(None);
             }
             Ok(Some((oi, ti)))
@@ -597,11 +640,11 @@ impl Segment {
     /// The length to record for this sealed segment: its size, or the end of
     /// a missing tail recovery found (so every later open finds it missing too).
     pub(crate) fn recorded_len(&self) -> u64 {
-        self.damage.iter().map(|d| d.1).fold(self.size, u64::max)
+        self.damage.iter().map(|d| d.end).fold(self.size, u64::max)
     }
 
     /// Records byte ranges found damaged by recovery.
-    pub(crate) fn set_damage(&mut self, damage: Vec<(u64, u64)>) {
+    pub(crate) fn set_damage(&mut self, damage: Vec<Damage>) {
         self.damage = Arc::from(damage);
     }
 
@@ -692,7 +735,11 @@ impl Segment {
     /// reserving file space (in steps) so the store can never fault on a full
     /// disk. Nothing is published here; on error nothing was stored.
     fn store(&mut self, batch: &[u8]) -> Result<()> {
-        let start = self.size;
+        self.store_at(self.size, batch)
+    }
+
+    /// Stores `batch` at byte `start` (see [`Segment::store`]).
+    fn store_at(&mut self, start: u64, batch: &[u8]) -> Result<()> {
         let end = start + batch.len() as u64;
         let capacity = Self::capacity(&self.settings) as u64;
         if end > self.allocated {
@@ -940,6 +987,16 @@ impl<'a> ChunkReader<'a> {
     }
 }
 
+impl resync::Source for ChunkReader<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn get(&mut self, position: u64, want: usize) -> Result<&[u8]> {
+        ChunkReader::get(self, position, want)
+    }
+}
+
 /// Where a scan starts: position 0 of an unknown segment, or the position of
 /// the last offset-index entry of a trusted one (a clean reopen).
 #[derive(Debug, Clone, Copy)]
@@ -1069,7 +1126,16 @@ pub(crate) fn scan_log(
             Err(mut stop) => {
                 stop.position = position;
                 let resumed = if position < synced_until || from.window.is_some() {
-                    resync(file, base_offset, position, scan.next_offset, upper)?
+                    resync::resync(
+                        &mut reader,
+                        Bounds { base_offset, upper },
+                        Damaged {
+                            position,
+                            expected: scan.next_offset,
+                            exact,
+                            gapless: from.gapless,
+                        },
+                    )?
                 } else {
                     None
                 };
@@ -1087,7 +1153,11 @@ pub(crate) fn scan_log(
                             let damaged = reader.get(position, (resume - position) as usize)?;
                             scan.crc = Some(crc32c::crc32c_append(c, damaged));
                         }
-                        scan.damage.push((position, resume));
+                        scan.damage.push(Damage {
+                            start: position,
+                            end: resume,
+                            reason: stop.reason.clone(),
+                        });
                         // Index the resumed batch so lookups past the damage skip it.
                         scan.state.bytes_since_last_index_entry = u64::from(interval) + 1;
                         position = resume;
@@ -1140,65 +1210,4 @@ fn file_crc(file: &dyn VfsFile, len: u64) -> Result<u32> {
         position += chunk.len() as u64;
     }
     Ok(crc)
-}
-
-/// Searches forward from `from` (exclusive) for the next position holding a
-/// valid batch with offsets at or above `expected`: where reading resumes after
-/// damage. Bounded by the file length.
-pub(crate) fn resync(
-    file: &dyn VfsFile,
-    base_offset: u64,
-    from: u64,
-    expected: u64,
-    upper: Option<u64>,
-) -> Result<Option<(u64, BatchHeader)>> {
-    let mut reader = ChunkReader::new(file)?;
-    let mut position = from + 1;
-    while position + BATCH_HEADER_BYTES as u64 <= reader.len {
-        let head = reader.get(position, BATCH_HEADER_BYTES)?;
-        let size = match batch::read_header(head) {
-            Ok(Frame::Batch(h)) => Some((h.base_offset, h.size())),
-            Ok(Frame::Incomplete { needed, .. }) if head.len() == BATCH_HEADER_BYTES => {
-                let base = head
-                    .get(..8)
-                    .and_then(|b| b.try_into().ok())
-                    .map_or(-1, i64::from_be_bytes);
-                usize::try_from(needed).ok().map(|n| (base, n))
-            }
-            _ => None,
-        };
-        if let Some((base, size)) = size {
-            if base >= 0 && base as u64 >= expected {
-                let buf = reader.get(position, size)?;
-                if let Ok(header) = check_batch(buf, base_offset, expected, upper) {
-                    return Ok(Some((position, header)));
-                }
-            }
-        }
-        position += 1;
-    }
-    Ok(None)
-}
-
-/// The same search over bytes in memory (a reader's view).
-pub(crate) fn resync_bytes(
-    bytes: &[u8],
-    base_offset: u64,
-    from: usize,
-    expected: u64,
-    upper: Option<u64>,
-) -> Option<(usize, BatchHeader)> {
-    let mut position = from + 1;
-    while position + BATCH_HEADER_BYTES <= bytes.len() {
-        let rest = bytes.get(position..)?;
-        if let Ok(Frame::Batch(h)) = batch::read_header(rest) {
-            if h.base_offset >= 0 && h.base_offset as u64 >= expected {
-                if let Ok(header) = check_batch(rest, base_offset, expected, upper) {
-                    return Some((position, header));
-                }
-            }
-        }
-        position += 1;
-    }
-    None
 }

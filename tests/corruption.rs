@@ -1620,9 +1620,6 @@ fn active_segment_damage_through_the_log_depends_on_a_clean_close() {
 /// (here `CrcMismatch`), as a damaged sealed batch does, not as a damaged
 /// metadata file.
 #[test]
-#[ignore = "BUG: ranges quarantined at open read as Corrupt with reason BadMetadata \
-            (\"damaged bytes quarantined at open\"), documented as a damaged metadata file; the \
-            batch's real reason is dropped"]
 fn quarantined_damage_reports_what_was_wrong() {
     let fx = os_log_fixture(true);
     let target = fx.logs()[0].clone();
@@ -1891,6 +1888,21 @@ fn time_index_not_monotonic() {
             b.extend_from_slice(&0u32.to_be_bytes());
             Some(b)
         }
+    });
+}
+
+/// Time indexes that lost their last entries (cut to a whole entry shorter:
+/// still well formed, rising, inside the segment). The checkpoint records each
+/// sealed segment's largest timestamp, which the last entry must hold: the
+/// index is rebuilt, and lookups by timestamp (which pick a segment by its
+/// largest timestamp) stay right.
+#[test]
+fn time_index_that_lost_its_last_entries() {
+    index_case("time index lost its last entry", |p, old| {
+        if !is_time_index(p) {
+            return Some(old.to_vec());
+        }
+        Some(old.get(..old.len().saturating_sub(12)).unwrap_or(&[]).to_vec())
     });
 }
 
@@ -2278,11 +2290,10 @@ fn damaged_checkpoint_cut_zeroed_garbage_or_missing() {
 }
 
 /// `delete_records` moved the start offset inside the first segment, then the
-/// checkpoint (the only record of that start offset) is damaged: the removed
-/// records must not come back (RELIABILITY.md §1).
+/// checkpoint is damaged: the start comes from its second copy
+/// (`tidelog.start`), and the removed records do not come back
+/// (RELIABILITY.md §1).
 #[test]
-#[ignore = "BUG: with a damaged tidelog.checkpoint the log start offset falls back to the first \
-            segment's base, so records removed by delete_records are readable again"]
 fn damaged_checkpoint_keeps_deleted_records_deleted() {
     let tmp = scratch();
     let clock = ManualClock::new(T0);
@@ -2304,6 +2315,25 @@ fn damaged_checkpoint_keeps_deleted_records_deleted() {
         log.fetch("t", 0, 0, 10),
         Err(Error::OffsetOutOfRange { .. })
     ));
+    log.close().unwrap();
+
+    // The copy damaged instead (the checkpoint intact): the start holds, and
+    // open writes a fresh copy, so a later damaged checkpoint is covered again.
+    let copy = tmp.path().join("t-0/tidelog.start");
+    let pristine = fs::read(&copy).unwrap();
+    let mut bytes = pristine.clone();
+    flip(&mut bytes, 9, 3);
+    fs::write(&copy, bytes).unwrap();
+    let log = Log::open(tmp.path(), log_config(&clock)).unwrap();
+    assert_eq!(log.describe("t").unwrap().partitions[0].start_offset, 5);
+    log.close().unwrap();
+    assert_eq!(fs::read(&copy).unwrap(), pristine);
+
+    // Once the start is a segment boundary again (everything below it
+    // deleted), the copy is not needed and goes.
+    let log = Log::open(tmp.path(), log_config(&clock)).unwrap();
+    log.delete_records("t", 0, 20).unwrap();
+    assert!(!copy.exists());
     log.close().unwrap();
 }
 
