@@ -43,6 +43,7 @@ use crate::limits::{
     BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BATCH_RECORDS_MAX, LOG_OVERHEAD_BYTES, RECORD_HEADERS_MAX,
 };
 use crate::record::Record;
+use crate::sabotage::{self, EngineSabotage};
 use bytes::Bytes;
 use std::fmt;
 use std::ops::Range;
@@ -766,7 +767,7 @@ fn check_header_and_crc(buf: &[u8]) -> Result<(BatchHeader, &[u8]), DecodeError>
         ));
     };
     let computed = crc32c::crc32c(batch.get(ATTRIBUTES_POSITION..).unwrap_or_default());
-    if computed != header.crc {
+    if computed != header.crc && !sabotage::active(EngineSabotage::IgnoreCrc) {
         return Err(error(
             CRC_POSITION,
             CorruptReason::CrcMismatch {

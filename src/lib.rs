@@ -71,6 +71,7 @@ mod partitioner;
 mod producer;
 mod record;
 mod retention;
+mod sabotage;
 mod segment;
 #[cfg(feature = "internals")]
 mod sim;
@@ -93,6 +94,7 @@ pub use record::{ConsumedRecord, Record};
 pub mod internals {
     pub use crate::mmap::WriteMap;
     pub use crate::partition::{PartitionConfig, PartitionLog, RecoveryReport};
+    pub use crate::sabotage::{EngineSabotage, SABOTAGE_ENV};
     pub use crate::sim::{CrashModel, FaultKind, Persistence, Sabotage, SimFs};
     pub use crate::vfs::{LockGuard, RealFs, Vfs, VfsFile};
 

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::error::{CorruptReason, Error, Result};
 use crate::limits::{BATCH_BYTES_MAX, SEGMENTS_PER_PARTITION_MAX, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 use crate::record::Record;
+use crate::sabotage::{self, EngineSabotage};
 use crate::segment::{
     self, AppendState, Damage, Resume, ScanFrom, SealedFacts, Segment, SegmentSettings, ViewRead,
 };
@@ -970,6 +971,12 @@ impl PartitionLog {
     fn remove_segment_files(&self, segment: &Segment) -> Result<()> {
         // Readers holding `Bytes` of this segment keep its map (and so its pages)
         // alive after the unlink; nothing is truncated.
+        if sabotage::active(EngineSabotage::ReuseDeletedSegments) {
+            // Negative control: the bytes readers still hold are overwritten.
+            segment
+                .log_file()
+                .write_all_at(&vec![0; usize::try_from(segment.size()).unwrap_or(0)], 0)?;
+        }
         for path in Segment::paths(&self.dir, segment.base_offset()) {
             if self.vfs.exists(&path)? {
                 self.vfs.remove(&path)?;
@@ -1289,7 +1296,9 @@ impl PartitionLog {
 
             // Everything else is scanned from its first byte.
             report.scanned_segments += 1;
-            let synced_until = if listed.is_some() || base < cp.sync_base_offset {
+            let synced_until = if sabotage::active(EngineSabotage::TruncateAtDamage) {
+                0 // negative control: every invalid batch is taken for a torn tail
+            } else if listed.is_some() || base < cp.sync_base_offset {
                 u64::MAX
             } else if base == cp.sync_base_offset {
                 cp.sync_position
@@ -1301,9 +1310,13 @@ impl PartitionLog {
                 base,
                 interval,
                 upper,
-                ScanFrom::start(expected.max(base))
-                    .gapless(!gaps)
-                    .window(if is_last { window } else { None }),
+                ScanFrom::start(expected.max(base)).gapless(!gaps).window(
+                    if is_last && !sabotage::active(EngineSabotage::TruncateAtDamage) {
+                        window
+                    } else {
+                        None
+                    },
+                ),
                 synced_until,
             )?;
             for d in &scan.damage {

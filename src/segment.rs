@@ -20,6 +20,8 @@ use crate::error::{CorruptReason, Error, Result};
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use crate::limits::{BATCH_BYTES_MAX, BATCH_HEADER_BYTES, RECOVERY_READ_BYTES, SEGMENT_BYTES_MAX};
 use crate::mmap::WriteMap;
+#[cfg(feature = "internals")]
+use crate::sabotage::{self, EngineSabotage};
 use crate::vfs::{Vfs, VfsFile};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
@@ -391,6 +393,10 @@ pub(crate) struct Segment {
     settings: SegmentSettings,
     /// Byte ranges recovery found damaged (quarantined, never rewritten).
     damage: Arc<[Damage]>,
+    /// Under the `AckBeforeWrite` negative control only: the last appended
+    /// batch and its position, not yet stored.
+    #[cfg(feature = "internals")]
+    held_back: Option<(u64, Vec<u8>)>,
 }
 
 /// The result of scanning a segment's log from position 0.
@@ -475,6 +481,8 @@ impl Segment {
             crc: Some(0),
             settings,
             damage: Arc::from(Vec::new()),
+            #[cfg(feature = "internals")]
+            held_back: None,
         })
     }
 
@@ -525,6 +533,8 @@ impl Segment {
             crc,
             settings,
             damage: Arc::from(Vec::new()),
+            #[cfg(feature = "internals")]
+            held_back: None,
         })
     }
 
@@ -610,6 +620,8 @@ impl Segment {
             crc,
             settings,
             damage: Arc::from(Vec::new()),
+            #[cfg(feature = "internals")]
+            held_back: None,
         };
         Ok((segment, rebuilt))
     }
@@ -735,6 +747,14 @@ impl Segment {
     /// reserving file space (in steps) so the store can never fault on a full
     /// disk. Nothing is published here; on error nothing was stored.
     fn store(&mut self, batch: &[u8]) -> Result<()> {
+        #[cfg(feature = "internals")]
+        if sabotage::active(EngineSabotage::AckBeforeWrite) {
+            // Negative control: hold this batch back, store the one held before.
+            if let Some((at, held)) = self.held_back.replace((self.size, batch.to_vec())) {
+                self.store_at(at, &held)?;
+            }
+            return Ok(());
+        }
         self.store_at(self.size, batch)
     }
 
@@ -768,6 +788,10 @@ impl Segment {
     /// Drops the write map and cuts the reserved but unwritten tail, so the
     /// file is exactly its batches (at seal and close; never under a live store).
     fn trim_log(&mut self) -> Result<()> {
+        #[cfg(feature = "internals")]
+        if let Some((at, held)) = self.held_back.take() {
+            self.store_at(at, &held)?;
+        }
         self.write_map = None;
         if self.log.len()? != self.size {
             self.log.set_len(self.size)?;

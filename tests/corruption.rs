@@ -27,7 +27,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tidelog::batch::{self, BatchRecord, Frame};
-use tidelog::internals::{PartitionConfig, PartitionLog, RealFs, RecoveryReport};
+use tidelog::internals::{EngineSabotage, PartitionConfig, PartitionLog, RealFs, RecoveryReport};
 use tidelog::{
     Cleanup, ConsumedRecord, CorruptReason, Error, Log, LogConfig, ManualClock, Record, TopicConfig,
 };
@@ -988,6 +988,31 @@ fn bit_flip_sweep() {
     let t = sweep_all(|f| !offset_or_length(f));
     report_sweep("", &t);
     assert_sweep(&t);
+}
+
+/// Negative control: with batch CRCs never compared, the sweep must see
+/// flipped bits come back as wrong records.
+#[test]
+fn negative_control_ignoring_the_crc_is_caught() {
+    let (passed, lines, text) = common::run_sabotaged("bit_flip_sweep", EngineSabotage::IgnoreCrc, &[]);
+    assert!(!passed, "the sweep passed with CRCs ignored:\n{text}");
+    assert!(
+        common::reliability_sum(&lines, "wrong_records") > 0,
+        "no wrong records reported with CRCs ignored:\n{text}"
+    );
+}
+
+/// Negative control: with recovery cutting at any invalid batch and readers
+/// never resyncing, the sweep must report records lost beside the damage.
+#[test]
+fn negative_control_truncating_at_damage_is_caught() {
+    let (passed, lines, text) =
+        common::run_sabotaged("bit_flip_sweep", EngineSabotage::TruncateAtDamage, &[]);
+    assert!(!passed, "the sweep passed with truncation at damage:\n{text}");
+    assert!(
+        common::reliability_sum(&lines, "collateral_loss") > 0,
+        "no collateral loss reported with truncation at damage:\n{text}"
+    );
 }
 
 /// The same sweep over baseOffset, batchLength and lastOffsetDelta, with the

@@ -2110,3 +2110,29 @@ fn crash_loop() {
         .collect();
     assert!(failures.is_empty(), "crash_loop failed:\n{}", failures.join("\n"));
 }
+
+/// Negative control: with sends acknowledged before their bytes are stored
+/// (the last batch held in a user-space buffer), the loop must report
+/// acknowledged records lost or damaged after a kill.
+#[test]
+fn negative_control_acknowledging_before_the_write_is_caught() {
+    if std::env::var_os("TIDELOG_CRASH_CHILD").is_some() {
+        return;
+    }
+    let (passed, lines, text) = common::run_sabotaged(
+        "crash_loop",
+        tidelog::internals::EngineSabotage::AckBeforeWrite,
+        &[
+            ("TIDELOG_CRASH_LOOP_ITERS", "8"),
+            ("TIDELOG_CRASH_LOOP_MODES", "os"),
+        ],
+    );
+    assert!(
+        !passed,
+        "the crash loop passed with acknowledgements before writes:\n{text}"
+    );
+    assert!(
+        common::reliability_sum(&lines, "lost") > 0,
+        "no loss reported with acknowledgements before writes:\n{text}"
+    );
+}

@@ -1712,3 +1712,26 @@ fn concurrent_maintenance_passes() {
         "concurrent run_maintenance on a compacted topic ({n} records sent): {problems:#?}"
     );
 }
+
+/// Negative control: a deleted segment's bytes overwritten while readers still
+/// hold records in it (what dropping segment reference counts would do) must
+/// be reported as violations by the stress run.
+#[test]
+fn negative_control_reusing_deleted_segments_is_caught() {
+    // The child's pipes are descriptors of this process: keep the stress
+    // run's descriptor counts undisturbed.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (passed, lines, text) = common::run_sabotaged(
+        "stress",
+        tidelog::internals::EngineSabotage::ReuseDeletedSegments,
+        &[("TIDELOG_STRESS_SECS", "4")],
+    );
+    assert!(
+        !passed,
+        "the stress run passed with deleted segments overwritten:\n{text}"
+    );
+    assert!(
+        common::reliability_sum(&lines, "violations") > 0,
+        "no violations reported with deleted segments overwritten:\n{text}"
+    );
+}

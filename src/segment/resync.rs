@@ -34,6 +34,7 @@
 use crate::batch::{self, BatchHeader, Frame};
 use crate::error::Result;
 use crate::limits::{BATCH_BYTES_MAX, BATCH_HEADER_BYTES};
+use crate::sabotage::{self, EngineSabotage};
 
 /// Breaks (further damaged regions) a candidate's walk follows before it
 /// accepts the candidate on what it has seen. Bounds the work per candidate.
@@ -91,6 +92,9 @@ pub(crate) fn resync(
     bounds: Bounds,
     damaged: Damaged,
 ) -> Result<Option<(u64, BatchHeader)>> {
+    if sabotage::active(EngineSabotage::TruncateAtDamage) {
+        return Ok(None); // negative control: nothing after damage is reachable
+    }
     let len = src.len();
     let mut position = damaged.position.saturating_add(BATCH_HEADER_BYTES as u64);
     while position.saturating_add(BATCH_HEADER_BYTES as u64) <= len {

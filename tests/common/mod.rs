@@ -6,7 +6,9 @@ pub mod workload;
 use std::path::Path;
 use std::sync::Arc;
 use tidelog::batch::BatchRecord;
-use tidelog::internals::{PartitionConfig, PartitionLog, RealFs, RecoveryReport};
+use tidelog::internals::{
+    EngineSabotage, PartitionConfig, PartitionLog, RealFs, RecoveryReport, SABOTAGE_ENV,
+};
 use tidelog::{ManualClock, Record};
 
 pub const T0: i64 = 1_700_000_000_000;
@@ -108,11 +110,64 @@ pub fn reliability_report(suite: &str, fields: &[(&str, String)]) {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     let dir = target.join("reliability");
-    let name = match fields.iter().find(|(k, _)| *k == "mode" || *k == "target") {
-        Some((_, tag)) => format!("{suite}-{tag}.json"),
-        None => format!("{suite}.json"),
+    let mut name = match fields.iter().find(|(k, _)| *k == "mode" || *k == "target") {
+        Some((_, tag)) => format!("{suite}-{tag}"),
+        None => suite.to_string(),
     };
+    // A negative control's run never overwrites the real figures.
+    if let Ok(sabotage) = std::env::var(SABOTAGE_ENV) {
+        name.push_str(&format!("-sabotage-{sabotage}"));
+    }
+    let name = format!("{name}.json");
     if std::fs::create_dir_all(&dir).is_ok() {
         let _ = std::fs::write(dir.join(name), json);
     }
+}
+
+/// A negative control (RELIABILITY.md §3, "test the tests"): runs the test
+/// `test` of this same test binary in a child process with `sabotage` in force
+/// (and `env` set), and returns whether it passed and the `RELIABILITY` lines
+/// it printed, each as its `key=value` fields. The suite must fail.
+pub fn run_sabotaged(
+    test: &str,
+    sabotage: EngineSabotage,
+    env: &[(&str, &str)],
+) -> (bool, Vec<std::collections::BTreeMap<String, String>>, String) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(SABOTAGE_ENV, sabotage.name())
+        .envs(env.iter().copied())
+        .output()
+        .expect("running the sabotaged suite");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each line goes to stdout and to stderr: read stdout's.
+    let lines: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        // libtest may print "test <name> ... " before it on the same line.
+        .filter_map(|l| {
+            l.find("RELIABILITY suite=")
+                .and_then(|at| l.get(at + "RELIABILITY ".len()..))
+        })
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect();
+    (out.status.success(), lines, text)
+}
+
+/// The sum of `key` over the `RELIABILITY` lines of [`run_sabotaged`].
+pub fn reliability_sum(lines: &[std::collections::BTreeMap<String, String>], key: &str) -> u64 {
+    lines
+        .iter()
+        .filter_map(|l| l.get(key))
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
 }
