@@ -21,7 +21,7 @@ use crate::vfs::{self, LockGuard, RealFs, Vfs};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -70,9 +70,34 @@ pub struct PartitionInfo {
 }
 
 /// An open log directory. See the crate docs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Log {
     pub(crate) inner: Arc<LogInner>,
+    /// A handle of the user's (counted in `LogInner::handles`), or the one a
+    /// background thread makes for the length of one pass.
+    user: bool,
+}
+
+impl Clone for Log {
+    fn clone(&self) -> Log {
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
+        Log {
+            inner: self.inner.clone(),
+            user: true,
+        }
+    }
+}
+
+impl Drop for Log {
+    /// The last of the user's handles stops and joins the background threads
+    /// here, so the directory lock is released before this drop returns: a
+    /// background pass holding the log would otherwise drop it later, on its
+    /// own thread, and an `open` right after the drop would find it `Locked`.
+    fn drop(&mut self) {
+        if self.user && self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.stop_flusher();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -96,11 +121,20 @@ pub(crate) struct LogInner {
     pub(crate) groups: Groups,
     /// Committed positions (loaded from `__consumer_offsets`).
     pub(crate) offsets: OffsetsStore,
-    /// Wakes consumers when records arrive.
-    pub(crate) notifier: Notifier,
+    /// Wakes consumers when records arrive (shared with the syncer thread,
+    /// which holds no reference to the log itself).
+    pub(crate) notifier: Arc<Notifier>,
+    /// The user's `Log` handles (producers and consumers hold one each).
+    handles: AtomicUsize,
 }
 
 impl Log {
+    /// The handle a background thread uses for one pass: not one of the
+    /// user's, so it never keeps the log open after the user's last drop.
+    pub(crate) fn background(inner: Arc<LogInner>) -> Log {
+        Log { inner, user: false }
+    }
+
     /// Opens (creating if missing) the log directory at `path`, takes its lock
     /// and recovers every partition.
     ///
@@ -170,7 +204,8 @@ impl Log {
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             groups: Groups::default(),
             offsets: OffsetsStore::default(),
-            notifier: Notifier::default(),
+            notifier: Arc::new(Notifier::default()),
+            handles: AtomicUsize::new(1),
         });
         if let Durability::Interval(every) = inner.config.durability {
             // A failed fsync fences its partition; the others keep going.
@@ -186,7 +221,7 @@ impl Log {
             .map_err(|e| Error::io(dir, e))?;
             *inner.flusher.lock() = Some(handle);
         }
-        let log = Log { inner };
+        let log = Log { inner, user: true };
         log.load_offsets()?;
         if let Some(every) = log.inner.config.maintenance_interval {
             let handle = crate::maintenance::spawn_periodic(
@@ -579,15 +614,13 @@ impl LogInner {
         let mut syncer = self.syncer.lock();
         if syncer.is_none() {
             let (tx, rx) = std::sync::mpsc::channel::<crate::producer::SyncRequest>();
-            let weak = Arc::downgrade(self);
+            let notifier = self.notifier.clone();
             std::thread::Builder::new()
                 .name("tidelog-sync".into())
                 .spawn(move || {
                     while let Ok(request) = rx.recv() {
                         request.serve();
-                        if let Some(inner) = weak.upgrade() {
-                            inner.notifier.notify();
-                        }
+                        notifier.notify();
                     }
                 })
                 .map_err(|e| Error::io(&self.dir, e))?;

@@ -132,7 +132,7 @@ pub(crate) fn spawn_periodic(
                 }
             }
             let Some(inner) = weak.upgrade() else { return };
-            work(&Log { inner });
+            work(&Log::background(inner));
         })
 }
 

@@ -72,7 +72,7 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -1246,19 +1246,6 @@ fn snapshot(log: &Log) -> Snapshot {
     Snapshot { infos, commits }
 }
 
-/// Opens, retrying while a just-dropped handle of this process still holds the lock.
-fn open_retry(dir: &Path, config: &LogConfig) -> tidelog::Result<Log> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match Log::open(dir, config.clone()) {
-            Err(Error::Locked { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            other => return other,
-        }
-    }
-}
-
 /// Everything one run implies for the checks.
 struct Expect {
     seed: u64,
@@ -1713,7 +1700,7 @@ fn check(ctx: &Ctx, model: &mut Model, run: &Run, tally: &mut Tally, rng: &mut R
     let clock = run.clock.unwrap_or(model.clock).max(model.clock);
     let config = log_config(ctx.mode, &ManualClock::new(clock));
 
-    let log1 = match open_retry(&ctx.dir, &config) {
+    let log1 = match Log::open(&ctx.dir, config.clone()) {
         Ok(log) => log,
         Err(e) => {
             tally.note(Bad::Open, 1, format!("open after the kill: {e}"));
@@ -1735,7 +1722,7 @@ fn check(ctx: &Ctx, model: &mut Model, run: &Run, tally: &mut Tally, rng: &mut R
         }
     }
     drop(log1);
-    let log = match open_retry(&ctx.dir, &config) {
+    let log = match Log::open(&ctx.dir, config.clone()) {
         Ok(log) => log,
         Err(e) => {
             tally.note(Bad::Open, 1, format!("second open: {e}"));
