@@ -124,15 +124,8 @@ impl Checkpoint {
         if bytes.len() < HEADER_BYTES + 4 {
             return Err(bad("shorter than its header"));
         }
-        let (payload, stored) = bytes.split_at(bytes.len() - 4);
-        let stored = u32::from_be_bytes(stored.try_into().map_err(|_| bad("crc"))?);
-        if crc32fast::hash(payload) != stored {
-            return Err(bad("CRC-32 mismatch"));
-        }
-        let mut r = Reader {
-            bytes: payload,
-            at: 0,
-        };
+        let payload = crc_checked(bytes).ok_or_else(|| bad("CRC-32 mismatch"))?;
+        let mut r = Reader::new(payload);
         if r.take(4) != Some(&MAGIC[..]) {
             return Err(bad("bad magic"));
         }
@@ -240,11 +233,7 @@ pub(crate) fn decode_start(bytes: &[u8]) -> Result<u64, CorruptReason> {
     if bytes.len() != START_BYTES {
         return Err(bad("wrong length"));
     }
-    let (payload, stored) = bytes.split_at(START_BYTES - 4);
-    let stored = u32::from_be_bytes(stored.try_into().map_err(|_| bad("crc"))?);
-    if crc32fast::hash(payload) != stored {
-        return Err(bad("CRC-32 mismatch"));
-    }
+    let payload = crc_checked(bytes).ok_or_else(|| bad("CRC-32 mismatch"))?;
     let mut r = Reader::new(payload);
     if r.take(4) != Some(&START_MAGIC[..]) {
         return Err(bad("bad magic"));
@@ -253,6 +242,14 @@ pub(crate) fn decode_start(bytes: &[u8]) -> Result<u64, CorruptReason> {
         return Err(bad("unknown version"));
     }
     r.u64().ok_or_else(|| bad("truncated"))
+}
+
+/// The bytes before a trailing CRC-32 (IEEE, big-endian) of them, if it
+/// matches (shared by the metadata decoders: this file and `tidelog.topics`).
+pub(crate) fn crc_checked(bytes: &[u8]) -> Option<&[u8]> {
+    let (payload, stored) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    let stored = u32::from_be_bytes(stored.try_into().ok()?);
+    (crc32fast::hash(payload) == stored).then_some(payload)
 }
 
 /// A bounds-checked big-endian reader over bytes from disk; every read is an

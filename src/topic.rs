@@ -92,11 +92,7 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<(String, TopicConf
     if bytes.len() < 14 {
         return Err(bad("too short"));
     }
-    let (payload, stored) = bytes.split_at(bytes.len() - 4);
-    let stored = u32::from_be_bytes(stored.try_into().map_err(|_| bad("crc"))?);
-    if crc32fast::hash(payload) != stored {
-        return Err(bad("CRC-32 mismatch"));
-    }
+    let payload = crate::checkpoint::crc_checked(bytes).ok_or_else(|| bad("CRC-32 mismatch"))?;
     let mut r = Reader::new(payload);
     if r.take(4) != Some(&MAGIC[..]) {
         return Err(bad("bad magic"));
