@@ -103,7 +103,8 @@ const CHILD_OPS_MAX: u64 = 5_000_000;
 /// Violation messages printed per kill.
 const MESSAGES_MAX: u64 = 40;
 const SIGKILL: i32 = 9;
-/// Serialises spawning children across the modes' threads (see `run_child`).
+/// Serialises spawning children across the modes' threads, and keeps them out
+/// while a mode's parent has its log open (see `run_child`).
 static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 // ---------------------------------------------------------------------------
@@ -1035,8 +1036,9 @@ fn run_child(ctx: &Ctx, first_id: u64, clock_ms: i64, plan: Plan, seq: &mut u64)
     // Between fork and exec a new process shares every open file description of
     // this one, so the flock of another mode's LOCK file, held by that mode's
     // in-process `Log`, would outlive its `close` until the exec: that mode's
-    // next child could then find its directory locked. One spawn at a time
-    // (spawn returns after the exec) closes that window.
+    // next open could then find its directory locked. Spawns hold `SPAWN`
+    // (spawn returns after the exec), and so does a mode's parent while its
+    // log is open in `check`.
     let mut child = {
         let _one = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
         command.spawn().expect("spawn the child")
@@ -1699,6 +1701,10 @@ fn check(ctx: &Ctx, model: &mut Model, run: &Run, tally: &mut Tally, rng: &mut R
     let in_flight = run.ops.last().filter(|o| !o.acked);
     let clock = run.clock.unwrap_or(model.clock).max(model.clock);
     let config = log_config(ctx.mode, &ManualClock::new(clock));
+    // No other mode spawns a child while this one has its log open here: a
+    // process between fork and exec shares the flock'd LOCK descriptor, which
+    // would outlive this mode's drop and make its next open `Locked`.
+    let _no_spawn = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
 
     let log1 = match Log::open(&ctx.dir, config.clone()) {
         Ok(log) => log,
@@ -1932,6 +1938,7 @@ fn run_mode(mode: Mode, kills: u64, base_seed: u64) -> Result<(), String> {
         ..Model::default()
     };
     {
+        let _no_spawn = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
         let log = Log::open(&ctx.dir, log_config(mode, &ManualClock::new(T0))).expect("first open");
         for t in PERMANENT {
             let config = topic_config(t).unwrap();
