@@ -56,13 +56,10 @@ impl Producer {
     /// `UnknownTopic` (unless topics are auto-created), `InvalidRecord` (no key
     /// in a compacted topic), `RecordTooLarge`, `Fenced`, `Closed`, `Io`.
     pub fn send(&self, topic: &str, record: Record) -> Result<RecordMetadata> {
-        let (metas, pending) = self.append(topic, None, vec![record])?;
-        self.wait(&pending)?;
+        let (meta, pending) = self.append_one(topic, None, record)?;
+        self.wait(std::slice::from_ref(&pending))?;
         self.log.inner.notifier.notify();
-        metas.into_iter().next().ok_or_else(|| Error::InvalidRecord {
-            topic: topic.to_owned(),
-            reason: "no record was sent".into(),
-        })
+        Ok(meta)
     }
 
     /// Appends one record to an explicit partition.
@@ -70,13 +67,10 @@ impl Producer {
     /// # Errors
     /// As [`Producer::send`], and `UnknownPartition`.
     pub fn send_to(&self, topic: &str, partition: u32, record: Record) -> Result<RecordMetadata> {
-        let (metas, pending) = self.append(topic, Some(partition), vec![record])?;
-        self.wait(&pending)?;
+        let (meta, pending) = self.append_one(topic, Some(partition), record)?;
+        self.wait(std::slice::from_ref(&pending))?;
         self.log.inner.notifier.notify();
-        metas.into_iter().next().ok_or_else(|| Error::InvalidRecord {
-            topic: topic.to_owned(),
-            reason: "no record was sent".into(),
-        })
+        Ok(meta)
     }
 
     /// Appends records grouped by partition, each group as one atomic batch
@@ -128,6 +122,37 @@ impl Producer {
         }
     }
 
+    /// Validates, encodes and appends one record: [`Producer::append`] for a
+    /// single record, without the lists a batch needs.
+    fn append_one(
+        &self,
+        topic: &str,
+        explicit: Option<u32>,
+        record: Record,
+    ) -> Result<(RecordMetadata, Pending)> {
+        let t = self.topic_for_send(topic)?;
+        let now = self.log.inner.config.clock.now_ms();
+        let keyless = self.next_keyless.fetch_add(1, Ordering::Relaxed);
+        let p = place(&t, topic, explicit, 0, &record, keyless)?;
+        let part = self.log.partition(&t, p)?;
+        let (mut buf, header) = encode(&t, topic, p, std::slice::from_ref(&record), now)?;
+        self.log.check_open()?;
+        let appended = part
+            .log
+            .append_encoded(&mut buf, header)
+            .map_err(|e| with_place(e, topic, p))?;
+        let meta = RecordMetadata {
+            partition: p,
+            offset: appended.base_offset,
+            timestamp: record.timestamp.unwrap_or(now),
+        };
+        let pending = Pending {
+            partition: part,
+            next_offset: appended.last_offset + 1,
+        };
+        Ok((meta, pending))
+    }
+
     /// Validates, encodes and appends; returns metadata in input order.
     fn append(
         &self,
@@ -136,44 +161,22 @@ impl Producer {
         records: Vec<Record>,
     ) -> Result<(Vec<RecordMetadata>, Vec<Pending>)> {
         let t = self.topic_for_send(topic)?;
-        let count = t.partitions.len() as u32;
         let now = self.log.inner.config.clock.now_ms();
         // Place and validate every record before writing anything.
         let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
         let keyless_base = self.next_keyless.fetch_add(1, Ordering::Relaxed);
         for (i, r) in records.iter().enumerate() {
-            if t.config.is_compacted() && r.key.is_none() {
-                return Err(Error::InvalidRecord {
-                    topic: topic.to_owned(),
-                    reason: format!("record {i} has no key; a compacted topic needs one"),
-                });
-            }
-            let p = match (explicit, &r.key) {
-                (Some(p), _) => {
-                    if p >= count {
-                        return Err(Error::UnknownPartition {
-                            topic: topic.to_owned(),
-                            partition: p,
-                            partitions: count,
-                        });
-                    }
-                    p
-                }
-                (None, Some(k)) => partition_for_key(k, count),
-                // Keyless records of one call stick to one partition (one batch).
-                (None, None) => keyless_base % count,
-            };
+            let p = place(&t, topic, explicit, i, r, keyless_base)?;
             match groups.iter_mut().find(|(gp, _)| *gp == p) {
                 Some((_, idx)) => idx.push(i),
                 None => groups.push((p, vec![i])),
             }
         }
-        let max = u64::from(t.config.max_record_bytes);
         let mut encoded: Vec<(Arc<Partition>, u32, Vec<u8>, BatchHeader)> = Vec::with_capacity(groups.len());
         for (p, idx) in &groups {
             let part = self.log.partition(&t, *p)?;
-            // One group of every record (every single send): encode in place;
-            // only a split across partitions needs its own list.
+            // One group of every record: encode in place; only a split across
+            // partitions needs its own list.
             let split: Vec<Record>;
             let group: &[Record] = if groups.len() == 1 {
                 &records
@@ -181,27 +184,7 @@ impl Producer {
                 split = idx.iter().filter_map(|i| records.get(*i).cloned()).collect();
                 &split
             };
-            let mut buf = Vec::new();
-            let header = batch::encode_batch(&mut buf, 0, group, now).map_err(|e| match e {
-                EncodeError::TooLarge { size } => Error::RecordTooLarge {
-                    topic: topic.to_owned(),
-                    partition: *p,
-                    size,
-                    max,
-                },
-                other => Error::InvalidRecord {
-                    topic: topic.to_owned(),
-                    reason: other.to_string(),
-                },
-            })?;
-            if buf.len() as u64 > max {
-                return Err(Error::RecordTooLarge {
-                    topic: topic.to_owned(),
-                    partition: *p,
-                    size: buf.len() as u64,
-                    max,
-                });
-            }
+            let (buf, header) = encode(&t, topic, *p, group, now)?;
             encoded.push((part, *p, buf, header));
         }
         let mut metas = vec![
@@ -249,6 +232,73 @@ impl Producer {
         }
         Ok(())
     }
+}
+
+/// The partition record `i` of a send goes to (explicit, by key, or the
+/// call's round-robin choice for keyless records), after checking it may be
+/// written to the topic at all.
+fn place(t: &Topic, topic: &str, explicit: Option<u32>, i: usize, r: &Record, keyless: u32) -> Result<u32> {
+    let count = t.partitions.len() as u32;
+    if t.config.is_compacted() && r.key.is_none() {
+        return Err(Error::InvalidRecord {
+            topic: topic.to_owned(),
+            reason: format!("record {i} has no key; a compacted topic needs one"),
+        });
+    }
+    match (explicit, &r.key) {
+        (Some(p), _) if p >= count => Err(Error::UnknownPartition {
+            topic: topic.to_owned(),
+            partition: p,
+            partitions: count,
+        }),
+        (Some(p), _) => Ok(p),
+        (None, Some(k)) => Ok(partition_for_key(k, count)),
+        // Keyless records of one call stick to one partition (one batch).
+        (None, None) => Ok(keyless % count),
+    }
+}
+
+/// Encodes `group` as one batch for partition `p`, refusing it over the
+/// topic's `max_record_bytes`.
+fn encode(t: &Topic, topic: &str, p: u32, group: &[Record], now: i64) -> Result<(Vec<u8>, BatchHeader)> {
+    let max = u64::from(t.config.max_record_bytes);
+    let mut buf = Vec::with_capacity(size_hint(group));
+    let header = batch::encode_batch(&mut buf, 0, group, now).map_err(|e| match e {
+        EncodeError::TooLarge { size } => Error::RecordTooLarge {
+            topic: topic.to_owned(),
+            partition: p,
+            size,
+            max,
+        },
+        other => Error::InvalidRecord {
+            topic: topic.to_owned(),
+            reason: other.to_string(),
+        },
+    })?;
+    if buf.len() as u64 > max {
+        return Err(Error::RecordTooLarge {
+            topic: topic.to_owned(),
+            partition: p,
+            size: buf.len() as u64,
+            max,
+        });
+    }
+    Ok((buf, header))
+}
+
+/// About the size `group` encodes to (a header, each record's fields and a
+/// few bytes of varints each), so the encode buffer is allocated once.
+/// Capped at the largest batch.
+fn size_hint(group: &[Record]) -> usize {
+    let len = |b: &Option<bytes::Bytes>| b.as_ref().map_or(0, |b| b.len());
+    let records: usize = group
+        .iter()
+        .map(|r| {
+            let headers: usize = r.headers.iter().map(|(k, v)| k.len() + len(v) + 10).sum();
+            len(&r.key) + len(&r.value) + headers + 24
+        })
+        .sum();
+    (crate::limits::BATCH_HEADER_BYTES + records).min(crate::limits::BATCH_BYTES_MAX as usize)
 }
 
 pub(crate) type Slot = Arc<parking_lot::Mutex<(Option<Result<()>>, Option<std::task::Waker>)>>;
@@ -323,20 +373,11 @@ impl Future for SendFuture {
                 reason: "the send future was polled after it completed".into(),
             }));
         };
-        let (metas, pending) = match this.producer.append(&this.topic, None, vec![record]) {
+        let (meta, pending) = match this.producer.append_one(&this.topic, None, record) {
             Ok(x) => x,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        let Some(meta) = metas.first().copied() else {
-            return Poll::Ready(Err(Error::InvalidRecord {
-                topic: this.topic.clone(),
-                reason: "no record was sent".into(),
-            }));
-        };
-        let durable = !this.producer.needs_wait()
-            || pending
-                .iter()
-                .all(|p| p.partition.commit.is_durable(p.next_offset));
+        let durable = !this.producer.needs_wait() || pending.partition.commit.is_durable(pending.next_offset);
         if durable {
             this.producer.log.inner.notifier.notify();
             return Poll::Ready(Ok(meta));
@@ -345,7 +386,7 @@ impl Future for SendFuture {
         // thread serves every pending async send, one group commit at a time.
         let slot: Slot = Arc::new(parking_lot::Mutex::new((None, Some(cx.waker().clone()))));
         let request = SyncRequest {
-            pending,
+            pending: vec![pending],
             slot: slot.clone(),
         };
         if let Err(e) = this.producer.log.inner.submit_sync(request) {
