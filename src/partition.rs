@@ -780,15 +780,18 @@ impl PartitionLog {
         //    them all in at once.
         let mut prepared = Vec::new();
         let mut reclaimed = 0u64;
+        let mut gaps = false;
         for (base, _, bytes) in &snapshot {
             if should_stop() {
                 // Closing: drop the partial work (nothing was swapped in yet).
                 self.discard_cleaned(&prepared);
                 return Ok((0, 0));
             }
-            let Some(new_bytes) = cleaner::rewrite_segment(bytes, &map, params) else {
+            let Some(rewritten) = cleaner::rewrite_segment(bytes, &map, params) else {
                 continue;
             };
+            gaps |= rewritten.gaps;
+            let new_bytes = rewritten.bytes;
             match self.prepare_cleaned(*base, bytes.len() as u64, &new_bytes) {
                 Ok(Some(p)) => {
                     reclaimed += (bytes.len() as u64).saturating_sub(new_bytes.len() as u64);
@@ -801,7 +804,7 @@ impl PartitionLog {
                 }
             }
         }
-        let rewritten = self.commit_cleaned(&prepared)?;
+        let rewritten = self.commit_cleaned(&prepared, gaps)?;
         let mut inner = self.inner.write();
         inner.cleaner_offset = inner.cleaner_offset.max(map.map_end);
         if rewritten > 0 {
@@ -890,7 +893,7 @@ impl PartitionLog {
     /// name, lowest first; fsync the directory. Recovery (step 2 of `recover`)
     /// drops every `.swap` at or above the lowest `.cleaned` left (an
     /// interrupted first phase) and completes the rest. Returns the count.
-    fn commit_cleaned(&self, prepared: &[Prepared]) -> Result<u64> {
+    fn commit_cleaned(&self, prepared: &[Prepared], gaps: bool) -> Result<u64> {
         if prepared.is_empty() {
             return Ok(0);
         }
@@ -907,9 +910,10 @@ impl PartitionLog {
             self.discard_cleaned(prepared);
             return Ok(0);
         }
-        // Compacted segments have gaps in their offsets: record that before
-        // any of them can be on disk under its final name.
-        if !inner.gaps {
+        // Compaction keeps batches contiguous, except after a batch it could
+        // not re-encode: then record that offsets may have gaps before any of
+        // these segments can be on disk under its final name.
+        if gaps && !inner.gaps {
             inner.gaps = true;
             self.write_checkpoint(&inner, None)?;
         }
