@@ -35,6 +35,12 @@ use resync::{Bounds, Damaged, SliceSource};
 const LOG_GROW_BYTES_MIN: u64 = 64 * 1024;
 /// Largest step by which an active `.log` file's space is reserved.
 const LOG_GROW_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// Batches at least this large are written with `pwrite`, smaller ones stored
+/// through the write map. A store into fresh mapped pages takes two page
+/// faults per 4 KiB page (a read fault that zero-fills the reserved page, then
+/// the filesystem's write fault), which costs more than one syscall once a
+/// batch spans a page; below this a store needs no syscall at all.
+const PWRITE_BATCH_BYTES_MIN: usize = 4096;
 
 /// Suffix of the data file.
 pub(crate) const LOG_SUFFIX: &str = ".log";
@@ -743,9 +749,10 @@ impl Segment {
         Ok(())
     }
 
-    /// Copies `batch` to the published end through the write map, first
-    /// reserving file space (in steps) so the store can never fault on a full
-    /// disk. Nothing is published here; on error nothing was stored.
+    /// Copies `batch` to the published end, through the write map or, for a
+    /// large batch, with `pwrite`; first reserves file space (in steps) so the
+    /// store can never fault on a full disk. Nothing is published here; on
+    /// error nothing was stored.
     fn store(&mut self, batch: &[u8]) -> Result<()> {
         #[cfg(feature = "internals")]
         if sabotage::active(EngineSabotage::AckBeforeWrite) {
@@ -771,6 +778,9 @@ impl Segment {
         let (Ok(from), Ok(to)) = (usize::try_from(start), usize::try_from(end)) else {
             return self.log.write_all_at(batch, start);
         };
+        if batch.len() >= PWRITE_BATCH_BYTES_MIN {
+            return self.log.write_all_at(batch, start);
+        }
         match self
             .write_map
             .as_mut()
