@@ -874,8 +874,10 @@ impl PartitionLog {
         Ok(Some(Prepared {
             base,
             old_len,
+            new_len: bytes.len() as u64,
             next_bound,
             crc: scan.crc,
+            max_timestamp: scan.state.max_timestamp.map(|(ts, _)| ts),
         }))
     }
 
@@ -929,6 +931,11 @@ impl PartitionLog {
                 vfs.rename(&cleaned[0], &swap[0])?;
             }
             vfs.sync_dir(&self.dir)?;
+            // The commit point has passed: the checkpoint lists the new
+            // lengths before any segment has its final name, so no open ever
+            // finds a cleaned segment shorter than recorded (an unfinished
+            // swap is completed at open and listed again from its scan).
+            self.write_checkpoint_with(&inner, None, prepared)?;
             for p in prepared {
                 let swap = self.cleaner_paths(p.base, ".swap");
                 let [log_path, index_path, time_path] = Segment::paths(&self.dir, p.base);
@@ -1051,15 +1058,34 @@ impl PartitionLog {
     }
 
     fn write_checkpoint(&self, inner: &Inner, clean: Option<CleanClose>) -> Result<()> {
+        self.write_checkpoint_with(inner, clean, &[])
+    }
+
+    /// Writes the checkpoint, listing the segments of `swapped_in` (cleaned
+    /// segments being swapped in) with their new length, CRC and timestamp.
+    fn write_checkpoint_with(
+        &self,
+        inner: &Inner,
+        clean: Option<CleanClose>,
+        swapped_in: &[Prepared],
+    ) -> Result<()> {
         let sealed = inner
             .segments
             .iter()
             .filter(|s| s.is_sealed())
-            .map(|s| SealedSegment {
-                base_offset: s.base_offset(),
-                len: s.recorded_len(),
-                crc: s.crc().unwrap_or(0),
-                max_timestamp: s.max_timestamp(),
+            .map(|s| match swapped_in.iter().find(|p| p.base == s.base_offset()) {
+                Some(p) => SealedSegment {
+                    base_offset: p.base,
+                    len: p.new_len,
+                    crc: p.crc.unwrap_or(0),
+                    max_timestamp: p.max_timestamp,
+                },
+                None => SealedSegment {
+                    base_offset: s.base_offset(),
+                    len: s.recorded_len(),
+                    crc: s.crc().unwrap_or(0),
+                    max_timestamp: s.max_timestamp(),
+                },
             })
             .collect();
         let cp = Checkpoint {
@@ -1146,6 +1172,7 @@ impl PartitionLog {
             .filter_map(|n| n.strip_suffix(".cleaned"))
             .filter_map(|n| segment::parse_file_name(n, segment::LOG_SUFFIX))
             .min();
+        let mut completing: Vec<(String, String, u64)> = Vec::new();
         for name in &listing {
             let Some(stem) = name.strip_suffix(".log.swap") else {
                 continue;
@@ -1172,6 +1199,18 @@ impl PartitionLog {
             if !swap_valid && vfs.exists(&dir.join(format!("{stem}{}", segment::LOG_SUFFIX)))? {
                 continue;
             }
+            completing.push((stem.to_owned(), name.clone(), base));
+        }
+        if !completing.is_empty() {
+            // A completed swap's record in the checkpoint may be the old
+            // segment's: it is dropped first (durably, so a crash during the
+            // renames cannot leave a segment shorter than recorded), the
+            // segment is scanned, and the final checkpoint lists it again.
+            cp.sealed
+                .retain(|s| completing.iter().all(|(_, _, b)| *b != s.base_offset));
+            vfs::atomic_replace(vfs, &cp_path, &cp.encode(), self.next_nonce())?;
+        }
+        for (stem, name, _) in &completing {
             for suffix in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
                 let from = dir.join(format!("{stem}{suffix}.swap"));
                 if vfs.exists(&from)? {
@@ -1585,8 +1624,10 @@ fn nonce_seed(now_ms: i64) -> u64 {
 struct Prepared {
     base: u64,
     old_len: u64,
+    new_len: u64,
     next_bound: u64,
     crc: Option<u32>,
+    max_timestamp: Option<i64>,
 }
 
 impl Drop for PartitionLog {
