@@ -293,17 +293,21 @@ mod tests {
         Bytes::from(out)
     }
 
-    fn clean(keys: &[&str]) -> Rewritten {
-        let seg = segment(keys);
-        let map = OffsetMap::build(std::slice::from_ref(&seg), 0, 1 << 20);
-        let params = CleanParams {
+    /// A pass at `T0` that keeps nothing for lag or ratio reasons.
+    fn params() -> CleanParams {
+        CleanParams {
             now_ms: T0,
             delete_retention_ms: 0,
             min_compaction_lag_ms: 0,
             min_cleanable_dirty_ratio: 0.0,
             map_bytes_max: 1 << 20,
-        };
-        rewrite_segment(&seg, &map, &params).expect("something was cleaned")
+        }
+    }
+
+    fn clean(keys: &[&str]) -> Rewritten {
+        let seg = segment(keys);
+        let map = OffsetMap::build(std::slice::from_ref(&seg), 0, 1 << 20);
+        rewrite_segment(&seg, &map, &params()).expect("something was cleaned")
     }
 
     /// (base offset, last offset, records) of every batch.
@@ -350,14 +354,7 @@ mod tests {
         let seg = segment(&["a", "b"]);
         let later = segment(&["a", "b", "a", "b"]);
         let map = OffsetMap::build(&[later], 0, 1 << 20);
-        let params = CleanParams {
-            now_ms: T0,
-            delete_retention_ms: 0,
-            min_compaction_lag_ms: 0,
-            min_cleanable_dirty_ratio: 0.0,
-            map_bytes_max: 1 << 20,
-        };
-        let out = rewrite_segment(&seg, &map, &params).expect("cleaned");
+        let out = rewrite_segment(&seg, &map, &params()).expect("cleaned");
         assert!(!out.gaps);
         assert_eq!(ranges(&out.bytes), vec![(0, 1, 0)]);
     }
