@@ -537,26 +537,24 @@ impl PartitionLog {
         let max = max.max(1);
         let mut out = Vec::new();
         let mut next = from;
-        {
-            let inner = self.inner.read();
-            let (start, end) = (inner.log_start_offset, inner.end_offset());
-            if from < start || from > end {
-                return Err(Error::OffsetOutOfRange {
-                    topic: String::new(),
-                    partition: 0,
-                    offset: from,
-                    start,
-                    end,
-                });
-            }
-            if from == end {
-                return Ok(out);
-            }
-        }
         loop {
             let view = {
                 let inner = self.inner.read();
-                if next >= inner.end_offset() {
+                let (start, end) = (inner.log_start_offset, inner.end_offset());
+                // The range is checked under the same lock as the segment is
+                // picked: retention may delete the segment holding `from`
+                // between two lock holds, and that is "out of range", not an
+                // empty answer.
+                if out.is_empty() && (next < start || next > end) {
+                    return Err(Error::OffsetOutOfRange {
+                        topic: String::new(),
+                        partition: 0,
+                        offset: from,
+                        start,
+                        end,
+                    });
+                }
+                if next >= end {
                     break;
                 }
                 let Some(i) = inner.segment_for(next) else { break };

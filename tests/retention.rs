@@ -232,3 +232,50 @@ fn background_maintenance_runs_and_close_stops_it() {
     assert!(start > 0, "the background thread applied retention");
     log.close().unwrap();
 }
+
+/// A fetch racing `delete_records` either returns records or says the offset
+/// is out of range: never an empty answer for an offset below the end. (Found
+/// by the stress test: the segment holding `from` was deleted between the
+/// range check and the segment lookup.)
+#[test]
+fn fetch_racing_delete_records_never_returns_nothing_below_the_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = Log::open(tmp.path(), LogConfig::default().maintenance_interval(None)).unwrap();
+    // A few records per segment: delete_records removes segments often.
+    log.create_topic("t", TopicConfig::default().segment_bytes(512))
+        .unwrap();
+    let p = log.producer();
+    for _ in 0..200 {
+        p.send_to("t", 0, Record::new(vec![b'v'; 400])).unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deleter = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let p = log.producer();
+            let mut to = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                p.send_to("t", 0, Record::new(vec![b'v'; 400])).unwrap();
+                to += 1;
+                log.delete_records("t", 0, to).unwrap();
+            }
+        })
+    };
+    let (mut empty, mut fetched, mut out_of_range) = (0u32, 0u64, 0u32);
+    for _ in 0..2_000 {
+        let info = log.describe("t").unwrap().partitions[0].clone();
+        match log.fetch("t", 0, info.start_offset, 1) {
+            Ok(recs) if recs.is_empty() => empty += 1,
+            Ok(recs) => fetched += recs.len() as u64,
+            Err(Error::OffsetOutOfRange { start, .. }) if start > info.start_offset => out_of_range += 1,
+            Err(e) => panic!("fetch from {}: {e}", info.start_offset),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    deleter.join().unwrap();
+    assert_eq!(
+        empty, 0,
+        "empty fetches below the end ({fetched} records fetched, {out_of_range} out of range)"
+    );
+    assert!(fetched > 0);
+}
