@@ -206,6 +206,7 @@ pub struct LogConfig {
     pub(crate) auto_offset_reset: Offset,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cleaner_map_bytes: usize,
+    pub(crate) max_open_partitions: Option<usize>,
 }
 
 impl Default for LogConfig {
@@ -218,6 +219,7 @@ impl Default for LogConfig {
             auto_offset_reset: Offset::Earliest,
             clock: Arc::new(SystemClock),
             cleaner_map_bytes: 64 * 1024 * 1024,
+            max_open_partitions: None,
         }
     }
 }
@@ -269,7 +271,31 @@ impl LogConfig {
         self
     }
 
+    /// Most partitions whose files are open at once (default: a quarter of
+    /// the process's file-descriptor limit, between 16 and 16,384). Beyond
+    /// it, the least recently used partitions are parked: their files are
+    /// closed and unmapped, their state kept in memory, and the next use
+    /// opens them again (no data is read or written to do either). An open
+    /// partition holds one descriptor, for its active segment's log.
+    #[must_use]
+    pub fn max_open_partitions(mut self, partitions: usize) -> Self {
+        self.max_open_partitions = Some(partitions);
+        self
+    }
+
+    /// The open-partition budget: the configured one, or the default.
+    pub(crate) fn open_partitions_budget(&self) -> usize {
+        self.max_open_partitions
+            .unwrap_or_else(|| (crate::mmap::fd_limit() / 4).clamp(16, 16_384))
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.max_open_partitions == Some(0) {
+            return Err(Error::InvalidConfig {
+                field: "max_open_partitions",
+                reason: "must be at least 1".into(),
+            });
+        }
         if self.cleaner_map_bytes < 4096 {
             return Err(Error::InvalidConfig {
                 field: "cleaner_map_bytes",

@@ -126,6 +126,12 @@ pub(crate) struct LogInner {
     pub(crate) notifier: Arc<Notifier>,
     /// The user's `Log` handles (producers and consumers hold one each).
     handles: AtomicUsize,
+    /// Most partitions with open files (`LogConfig::max_open_partitions`).
+    open_budget: usize,
+    /// Partitions with open files now.
+    open_gauge: Arc<AtomicUsize>,
+    /// Held by the one thread parking partitions over the budget.
+    parking: Mutex<()>,
 }
 
 impl Log {
@@ -174,8 +180,9 @@ impl Log {
             Vec::new()
         };
         let mut topics = BTreeMap::new();
+        let open_gauge = Arc::new(AtomicUsize::new(0));
         for (name, config_t) in stored {
-            let t = open_topic(&vfs, dir, &config, &name, &config_t, Vec::new())?;
+            let t = open_topic(&vfs, dir, &config, &open_gauge, &name, &config_t, Vec::new())?;
             topics.insert(name, Arc::new(t));
         }
         // Partition folders of no topic (a crash during create or delete) go.
@@ -189,6 +196,7 @@ impl Log {
                 }
             }
         }
+        let config_budget = config.open_partitions_budget();
         let inner = Arc::new(LogInner {
             dir: dir.to_owned(),
             nonce: AtomicU64::new(config.clock.now_ms() as u64 ^ (u64::from(std::process::id()) << 32)),
@@ -206,6 +214,9 @@ impl Log {
             offsets: OffsetsStore::default(),
             notifier: Arc::new(Notifier::default()),
             handles: AtomicUsize::new(1),
+            open_budget: config_budget,
+            open_gauge,
+            parking: Mutex::new(()),
         });
         if let Durability::Interval(every) = inner.config.durability {
             // A failed fsync fences its partition; the others keep going.
@@ -374,6 +385,7 @@ impl Log {
             &self.inner.vfs,
             &self.inner.dir,
             &self.inner.config,
+            &self.inner.open_gauge,
             name,
             &config,
             Vec::new(),
@@ -435,6 +447,7 @@ impl Log {
             &self.inner.vfs,
             &self.inner.dir,
             &self.inner.config,
+            &self.inner.open_gauge,
             name,
             &config,
             old.partitions.clone(),
@@ -494,15 +507,27 @@ impl Log {
             })
     }
 
+    /// Partitions whose files are open now; the others are parked until
+    /// their next use (see [`LogConfig::max_open_partitions`]).
+    pub fn open_partitions(&self) -> usize {
+        self.inner.open_gauge.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn partition(&self, t: &Topic, partition: u32) -> Result<Arc<Partition>> {
-        t.partitions
+        let p = t
+            .partitions
             .get(partition as usize)
             .cloned()
             .ok_or_else(|| Error::UnknownPartition {
                 topic: t.name.to_string(),
                 partition,
                 partitions: t.partitions.len() as u32,
-            })
+            })?;
+        p.log.touch();
+        if self.inner.open_gauge.load(Ordering::Relaxed) > self.inner.open_budget {
+            self.inner.park_unused(&p);
+        }
+        Ok(p)
     }
 
     /// Up to `max` records of a partition with offsets `>= from`, in order: at
@@ -595,6 +620,30 @@ impl LogInner {
         )
     }
 
+    /// Parks partitions until an eighth of the open-partition budget is free
+    /// (CLOCK: a partition used since the last sweep gets a second chance),
+    /// never `keep`, the one being used. Failures leave a partition open.
+    pub(crate) fn park_unused(&self, keep: &Arc<Partition>) {
+        let Some(_parking) = self.parking.try_lock() else {
+            return;
+        };
+        let target = self.open_budget - self.open_budget / 8;
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        for _sweep in 0..2 {
+            for t in &topics {
+                for p in &t.partitions {
+                    if self.open_gauge.load(Ordering::Relaxed) <= target {
+                        return;
+                    }
+                    if Arc::ptr_eq(p, keep) || p.log.take_referenced() {
+                        continue;
+                    }
+                    let _ = p.log.park();
+                }
+            }
+        }
+    }
+
     pub(crate) fn sync_all(&self) -> Result<()> {
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         let mut first_err = None;
@@ -666,6 +715,7 @@ fn open_topic(
     vfs: &Arc<dyn Vfs>,
     dir: &Path,
     log_config: &LogConfig,
+    open_gauge: &Arc<AtomicUsize>,
     name: &str,
     config: &TopicConfig,
     existing: Vec<Arc<Partition>>,
@@ -673,11 +723,12 @@ fn open_topic(
     let mut partitions = existing;
     for i in partitions.len() as u32..config.partitions {
         let pdir = dir.join(format!("{name}-{i}"));
-        let (log, _report) = PartitionLog::open(
+        let (log, _report) = PartitionLog::open_counted(
             vfs.clone(),
             log_config.clock.clone(),
             &pdir,
             config.partition_config(),
+            open_gauge.clone(),
         )?;
         // Every write to these is fsynced before it is acknowledged: bound
         // what may be unsynced, so recovery can trust older bytes.
@@ -690,6 +741,11 @@ fn open_topic(
         } else {
             log.end_offset()
         };
+        // Over the open-partition budget (a topic of many partitions, or a
+        // recovery), new partitions are parked as soon as they are ready.
+        if open_gauge.load(Ordering::Relaxed) > log_config.open_partitions_budget() {
+            log.park()?;
+        }
         partitions.push(Arc::new(Partition {
             log,
             commit: GroupCommit::new(end),

@@ -1,4 +1,5 @@
-//! The only `unsafe` code in tidelog: memory maps of segment and index files.
+//! The only `unsafe` code in tidelog: memory maps of segment and index files
+//! (and one read of the process's descriptor limit).
 //!
 //! Rules that make every map here sound (RELIABILITY.md §2.7):
 //! 1. The log directory is locked, so no other tidelog process changes its files.
@@ -95,4 +96,19 @@ pub(crate) fn full_fsync(file: &File) -> io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// The process's soft limit on open file descriptors (1,024 if unknown).
+pub(crate) fn fd_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a valid pointer to a
+    // local and reads nothing else.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if rc != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return 1024;
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }

@@ -22,12 +22,12 @@ use crate::limits::{BATCH_BYTES_MAX, SEGMENTS_PER_PARTITION_MAX, SEGMENT_BYTES_M
 use crate::record::Record;
 use crate::sabotage::{self, EngineSabotage};
 use crate::segment::{
-    self, AppendState, Damage, Resume, ScanFrom, SealedFacts, Segment, SegmentSettings, ViewRead,
+    self, AppendState, Damage, Dormant, Resume, ScanFrom, SealedFacts, Segment, SegmentSettings, ViewRead,
 };
 use crate::vfs::{self, Vfs, TMP_MARK};
 use parking_lot::RwLock;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Settings of one partition log (a topic's segment settings).
@@ -156,7 +156,72 @@ pub struct PartitionLog {
     /// passes (the maintenance thread and a user's `run_maintenance`) never
     /// write the same `.cleaned` files. Lock order: `cleaning`, then `inner`.
     cleaning: parking_lot::Mutex<()>,
+    /// Open (not parked) partitions of the log this partition belongs to;
+    /// this one counts while its segments are open.
+    open_gauge: Arc<AtomicUsize>,
+    /// Set by every use through the log, cleared by the budget's sweep
+    /// (second chance before a partition is parked).
+    referenced: AtomicBool,
     inner: RwLock<Inner>,
+}
+
+/// What a parked partition knows of one of its segments.
+#[derive(Debug, Clone, Copy)]
+struct SegmentSummary {
+    base_offset: u64,
+    next_offset: u64,
+    size: u64,
+    max_timestamp: Option<i64>,
+}
+
+/// Why a partition's segments are not open (no descriptor, no map).
+#[derive(Debug)]
+enum Parked {
+    /// Closed cleanly by an earlier session and not used in this one: the
+    /// first use recovers it (the clean path, which scans nothing). The
+    /// summaries come from the checkpoint.
+    Unopened(Vec<SegmentSummary>),
+    /// Parked by the open-partition budget: every segment's state is in
+    /// memory, and waking maps the files again without reading them.
+    Dormant(Vec<Dormant>),
+}
+
+impl Parked {
+    fn summaries(&self) -> Vec<SegmentSummary> {
+        match self {
+            Parked::Unopened(s) => s.clone(),
+            Parked::Dormant(d) => d
+                .iter()
+                .map(|d| SegmentSummary {
+                    base_offset: d.base_offset(),
+                    next_offset: d.next_offset(),
+                    size: d.size(),
+                    max_timestamp: d.max_timestamp(),
+                })
+                .collect(),
+        }
+    }
+
+    fn end_offset(&self) -> Option<u64> {
+        match self {
+            Parked::Unopened(s) => s.last().map(|s| s.next_offset),
+            Parked::Dormant(d) => d.last().map(Dormant::next_offset),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Parked::Unopened(s) => s.iter().map(|s| s.size).sum(),
+            Parked::Dormant(d) => d.iter().map(Dormant::size).sum(),
+        }
+    }
+
+    fn segment_count(&self) -> usize {
+        match self {
+            Parked::Unopened(s) => s.len(),
+            Parked::Dormant(d) => d.len(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -176,6 +241,10 @@ struct Inner {
     gaps: bool,
     /// What `tidelog.start` holds on disk (`None`: no such file).
     start_copy: Option<u64>,
+    /// `Some`: the segments are closed (`segments` is empty) until next use.
+    parked: Option<Parked>,
+    /// Counted in the log's gauge of open partitions.
+    counted: bool,
 }
 
 impl Inner {
@@ -205,17 +274,44 @@ impl PartitionLog {
         dir: impl AsRef<Path>,
         config: PartitionConfig,
     ) -> Result<(PartitionLog, RecoveryReport)> {
-        Self::open_inner(vfs, clock, dir.as_ref(), config)
+        let log = Self::new(vfs, clock, dir.as_ref(), config, Arc::new(AtomicUsize::new(0)))?;
+        let report = log.recover_locked(&mut log.inner.write())?;
+        Ok((log, report))
     }
 
-    fn open_inner(
+    /// Opens the partition at `dir` for a log whose open partitions `gauge`
+    /// counts. A partition an earlier session closed cleanly is not opened
+    /// now: it starts parked, and its first use recovers it (`None` report).
+    pub(crate) fn open_counted(
         vfs: Arc<dyn Vfs>,
         clock: Arc<dyn Clock>,
         dir: &Path,
         config: PartitionConfig,
-    ) -> Result<(PartitionLog, RecoveryReport)> {
+        gauge: Arc<AtomicUsize>,
+    ) -> Result<(PartitionLog, Option<RecoveryReport>)> {
+        let log = Self::new(vfs, clock, dir, config, gauge)?;
+        if let Some((start, gaps, summary)) = log.clean_summary()? {
+            {
+                let mut inner = log.inner.write();
+                inner.log_start_offset = start;
+                inner.gaps = gaps;
+                inner.parked = Some(Parked::Unopened(summary));
+            }
+            return Ok((log, None));
+        }
+        let report = log.recover_locked(&mut log.inner.write())?;
+        Ok((log, Some(report)))
+    }
+
+    fn new(
+        vfs: Arc<dyn Vfs>,
+        clock: Arc<dyn Clock>,
+        dir: &Path,
+        config: PartitionConfig,
+        open_gauge: Arc<AtomicUsize>,
+    ) -> Result<PartitionLog> {
         config.validate()?;
-        let log = PartitionLog {
+        Ok(PartitionLog {
             dir: dir.to_owned(),
             nonce: AtomicU64::new(nonce_seed(clock.now_ms())),
             sync_window: AtomicU64::new(0),
@@ -224,6 +320,8 @@ impl PartitionLog {
             clock,
             config,
             cleaning: parking_lot::Mutex::new(()),
+            open_gauge,
+            referenced: AtomicBool::new(false),
             inner: RwLock::new(Inner {
                 segments: Vec::new(),
                 log_start_offset: 0,
@@ -233,10 +331,200 @@ impl PartitionLog {
                 cleaner_offset: 0,
                 gaps: false,
                 start_copy: None,
+                parked: None,
+                counted: false,
             }),
+        })
+    }
+
+    /// The start offset, gaps flag and segments of a partition whose
+    /// checkpoint records a clean close, read without opening any segment;
+    /// `None` when it must be recovered now (no checkpoint, a damaged one,
+    /// an unclean close, or a summary that does not add up).
+    fn clean_summary(&self) -> Result<Option<(u64, bool, Vec<SegmentSummary>)>> {
+        let path = self.dir.join(CHECKPOINT_FILE);
+        if !self.vfs.exists(&path)? {
+            return Ok(None);
+        }
+        let Ok(cp) = Checkpoint::decode(&self.vfs.read(&path)?) else {
+            return Ok(None);
         };
-        let report = log.recover()?;
-        Ok((log, report))
+        let Some(clean) = cp.clean else {
+            return Ok(None);
+        };
+        let mut segments: Vec<SegmentSummary> = Vec::with_capacity(cp.sealed.len() + 1);
+        for (i, s) in cp.sealed.iter().enumerate() {
+            let next = cp
+                .sealed
+                .get(i + 1)
+                .map_or(clean.active_base_offset, |n| n.base_offset);
+            segments.push(SegmentSummary {
+                base_offset: s.base_offset,
+                next_offset: next,
+                size: s.len,
+                max_timestamp: s.max_timestamp,
+            });
+        }
+        segments.push(SegmentSummary {
+            base_offset: clean.active_base_offset,
+            next_offset: clean.end_offset,
+            size: clean.active_len,
+            max_timestamp: None,
+        });
+        let ordered = segments
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.base_offset < b.base_offset && a.next_offset <= b.base_offset));
+        let start_fits = segments
+            .first()
+            .is_some_and(|f| f.base_offset <= cp.log_start_offset && cp.log_start_offset <= clean.end_offset);
+        if !ordered || !start_fits || clean.end_offset < clean.active_base_offset {
+            return Ok(None);
+        }
+        // The start offset's second copy, if there is one, must be readable
+        // and agree (recovery rewrites a damaged one).
+        let start_path = self.dir.join(START_FILE);
+        if self.vfs.exists(&start_path)?
+            && checkpoint::decode_start(&self.vfs.read(&start_path)?).ok() != Some(cp.log_start_offset)
+        {
+            return Ok(None);
+        }
+        // Every `.log` must still have its recorded length (one open and
+        // fstat each): a file changed from outside is recovered now, as the
+        // clean path of recovery would find it.
+        for seg in &segments {
+            let path = Segment::paths(&self.dir, seg.base_offset)[0].clone();
+            if !self.vfs.exists(&path)? || self.vfs.open(&path)?.len()? != seg.size {
+                return Ok(None);
+            }
+        }
+        Ok(Some((cp.log_start_offset, cp.gaps, segments)))
+    }
+
+    /// Counts the partition as open in the log's gauge, or not.
+    fn set_counted(&self, inner: &mut Inner, counted: bool) {
+        if inner.counted != counted {
+            inner.counted = counted;
+            if counted {
+                self.open_gauge.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.open_gauge.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Marks the partition used (the budget parks unused ones first).
+    pub(crate) fn touch(&self) {
+        if !self.referenced.load(Ordering::Relaxed) {
+            self.referenced.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the partition was used since the last call (and clears it).
+    pub(crate) fn take_referenced(&self) -> bool {
+        self.referenced.swap(false, Ordering::Relaxed)
+    }
+
+    /// Whether the partition's segments are closed until next use.
+    pub fn is_parked(&self) -> bool {
+        self.inner.read().parked.is_some()
+    }
+
+    /// Closes the partition's files and maps until its next use, keeping its
+    /// state in memory (nothing is written or synced, so this is cheap and
+    /// changes no durability promise). `false`: not parked (already parked,
+    /// closed, fenced, or a compaction pass is running).
+    pub(crate) fn park(&self) -> Result<bool> {
+        let Some(_cleaning) = self.cleaning.try_lock() else {
+            return Ok(false);
+        };
+        let mut inner = self.inner.write();
+        if inner.parked.is_some() || inner.closed || inner.fenced.is_some() || inner.segments.is_empty() {
+            return Ok(false);
+        }
+        let segments = std::mem::take(&mut inner.segments);
+        let mut dormant = Vec::with_capacity(segments.len());
+        for seg in segments {
+            match seg.into_dormant() {
+                Ok(d) => dormant.push(d),
+                Err(e) => {
+                    // Only the negative control's held-back write can fail here.
+                    inner.fenced = Some(format!("parking failed: {e}"));
+                    return Err(e);
+                }
+            }
+        }
+        inner.parked = Some(Parked::Dormant(dormant));
+        self.set_counted(&mut inner, false);
+        Ok(true)
+    }
+
+    /// Opens a parked partition's segments again.
+    fn unpark_locked(&self, inner: &mut Inner) -> Result<()> {
+        match inner.parked.take() {
+            None => Ok(()),
+            Some(Parked::Unopened(summary)) => {
+                if let Err(e) = self.recover_locked(inner) {
+                    inner.segments.clear();
+                    inner.parked = Some(Parked::Unopened(summary));
+                    self.set_counted(inner, false);
+                    return Err(e);
+                }
+                // As the log does after opening: a partition without a sync
+                // window records none.
+                if self.sync_window_cap.load(Ordering::Relaxed) == 0
+                    && self.sync_window.swap(0, Ordering::Relaxed) != 0
+                {
+                    self.write_checkpoint(inner, None)?;
+                }
+                Ok(())
+            }
+            Some(Parked::Dormant(dormant)) => {
+                let mut segments = Vec::with_capacity(dormant.len());
+                let mut rest = dormant.into_iter();
+                for d in rest.by_ref() {
+                    match Segment::wake(&*self.vfs, &self.dir, d) {
+                        Ok(seg) => segments.push(seg),
+                        Err(e) => {
+                            // Put back what was woken and what was not.
+                            let mut back: Vec<Dormant> = Vec::new();
+                            for seg in segments {
+                                back.push(seg.into_dormant()?);
+                            }
+                            back.extend(rest);
+                            inner.parked = Some(Parked::Dormant(back));
+                            return Err(e);
+                        }
+                    }
+                }
+                inner.segments = segments;
+                self.set_counted(inner, true);
+                Ok(())
+            }
+        }
+    }
+
+    /// The partition lock for reading, with the segments open.
+    fn read_open(&self) -> Result<parking_lot::RwLockReadGuard<'_, Inner>> {
+        loop {
+            let inner = self.inner.read();
+            if inner.parked.is_none() {
+                return Ok(inner);
+            }
+            drop(inner);
+            let mut inner = self.inner.write();
+            inner.check_open(&self.dir)?;
+            self.unpark_locked(&mut inner)?;
+        }
+    }
+
+    /// The partition lock for writing, with the segments open.
+    fn write_open(&self) -> Result<parking_lot::RwLockWriteGuard<'_, Inner>> {
+        let mut inner = self.inner.write();
+        if inner.parked.is_some() {
+            inner.check_open(&self.dir)?;
+            self.unpark_locked(&mut inner)?;
+        }
+        Ok(inner)
     }
 
     fn next_nonce(&self) -> u64 {
@@ -260,22 +548,29 @@ impl PartitionLog {
 
     /// Number of segments.
     pub fn segment_count(&self) -> usize {
-        self.inner.read().segments.len()
+        let inner = self.inner.read();
+        inner
+            .parked
+            .as_ref()
+            .map_or(inner.segments.len(), Parked::segment_count)
     }
 
     /// Base offsets of the segments, in order.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
-        self.inner
-            .read()
-            .segments
-            .iter()
-            .map(Segment::base_offset)
-            .collect()
+        let inner = self.inner.read();
+        match &inner.parked {
+            Some(parked) => parked.summaries().iter().map(|s| s.base_offset).collect(),
+            None => inner.segments.iter().map(Segment::base_offset).collect(),
+        }
     }
 
     /// Total `.log` bytes.
     pub fn size_bytes(&self) -> u64 {
-        self.inner.read().segments.iter().map(Segment::size).sum()
+        let inner = self.inner.read();
+        match &inner.parked {
+            Some(parked) => parked.size(),
+            None => inner.segments.iter().map(Segment::size).sum(),
+        }
     }
 
     /// Encodes `records` as one batch and appends it. Records without a
@@ -351,7 +646,7 @@ impl PartitionLog {
         let cap = cap.unwrap_or(0);
         self.sync_window_cap.store(cap, Ordering::Relaxed);
         if cap == 0 && self.sync_window.swap(0, Ordering::Relaxed) != 0 {
-            let inner = self.inner.write();
+            let inner = self.write_open()?;
             inner.check_writable(&self.dir)?;
             self.write_checkpoint(&inner, None)?;
         }
@@ -362,7 +657,7 @@ impl PartitionLog {
     fn append_trusted(&self, buf: &mut [u8], header: BatchHeader) -> Result<Appended> {
         let now = self.clock.now_ms();
         let cap = self.sync_window_cap.load(Ordering::Relaxed);
-        let mut inner = self.inner.write();
+        let mut inner = self.write_open()?;
         inner.check_writable(&self.dir)?;
         if cap > 0 {
             // Keep the unsynced part of the active segment within the cap:
@@ -370,7 +665,7 @@ impl PartitionLog {
             while inner.unsynced_bytes() > 0 && inner.unsynced_bytes() + buf.len() as u64 > cap {
                 drop(inner);
                 self.sync_active()?;
-                inner = self.inner.write();
+                inner = self.write_open()?;
                 inner.check_writable(&self.dir)?;
             }
             // Record a wider window before any byte can lie outside the old one.
@@ -422,7 +717,7 @@ impl PartitionLog {
     /// `Io` on failure (the partition is then fenced), `Fenced`, `Closed`.
     pub fn roll(&self) -> Result<()> {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.write();
+        let mut inner = self.write_open()?;
         inner.check_writable(&self.dir)?;
         if inner.segments.last().is_some_and(|s| s.size() == 0) {
             return Ok(());
@@ -470,6 +765,13 @@ impl PartitionLog {
     pub fn flush(&self) -> Result<()> {
         let mut inner = self.inner.write();
         inner.check_writable(&self.dir)?;
+        if inner.parked.is_some() {
+            if !inner.parked_unsynced() {
+                return Ok(());
+            }
+            // Parked with bytes not yet fsynced: open it to sync them.
+            self.unpark_locked(&mut inner)?;
+        }
         let Some(active) = inner.segments.last() else {
             return Ok(());
         };
@@ -496,8 +798,15 @@ impl PartitionLog {
     /// `Io` from the fsync, `Fenced`, `Closed`.
     pub fn sync_active(&self) -> Result<u64> {
         let (file, point, end) = {
-            let inner = self.inner.read();
+            let mut inner = self.inner.read();
             inner.check_writable(&self.dir)?;
+            if inner.parked.is_some() {
+                if !inner.parked_unsynced() {
+                    return Ok(inner.end_offset());
+                }
+                drop(inner);
+                inner = self.read_open()?;
+            }
             let Some(active) = inner.segments.last() else {
                 return Ok(inner.end_offset());
             };
@@ -539,7 +848,7 @@ impl PartitionLog {
         let mut next = from;
         loop {
             let view = {
-                let inner = self.inner.read();
+                let inner = self.read_open()?;
                 let (start, end) = (inner.log_start_offset, inner.end_offset());
                 // The range is checked under the same lock as the segment is
                 // picked: retention may delete the segment holding `from`
@@ -581,7 +890,7 @@ impl PartitionLog {
     /// `Corrupt` when the batch holding the answer is damaged.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>> {
         let (views, start) = {
-            let inner = self.inner.read();
+            let inner = self.read_open()?;
             let start = inner.log_start_offset;
             let mut views = Vec::new();
             for seg in &inner.segments {
@@ -624,7 +933,7 @@ impl PartitionLog {
     /// `OffsetOutOfRange` past the end offset; `Io`, `Fenced`, `Closed`.
     pub fn delete_before(&self, offset: u64) -> Result<usize> {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.write();
+        let mut inner = self.write_open()?;
         inner.check_writable(&self.dir)?;
         let end = inner.end_offset();
         if offset > end {
@@ -682,6 +991,23 @@ impl PartitionLog {
         let (cut, bytes, rolled) = {
             let mut inner = self.inner.write();
             inner.check_writable(&self.dir)?;
+            if let Some(parked) = &inner.parked {
+                // A parked partition is woken only when its summary says
+                // retention has work there.
+                let facts: Vec<crate::retention::SegmentFacts> = parked
+                    .summaries()
+                    .iter()
+                    .map(|s| crate::retention::SegmentFacts {
+                        next_offset: s.next_offset,
+                        size: s.size,
+                        max_timestamp: s.max_timestamp,
+                    })
+                    .collect();
+                if crate::retention::segments_to_delete(&facts, now, retention_ms, retention_bytes) == 0 {
+                    return Ok((0, 0, false));
+                }
+                self.unpark_locked(&mut inner)?;
+            }
             let segment_ms = self.config.segment_ms;
             let roll = inner
                 .segments
@@ -724,6 +1050,27 @@ impl PartitionLog {
     ) -> Result<(u64, u64)> {
         use crate::cleaner;
         let _cleaning = self.cleaning.lock();
+        // 0. A parked partition is woken only if it may have dirty sealed
+        //    segments: any, after a clean reopen (nothing is known then);
+        //    ones past the cleaner's position otherwise.
+        {
+            let mut inner = self.inner.write();
+            if let Some(parked) = &inner.parked {
+                let summary = parked.summaries();
+                let sealed_end = summary.iter().rev().nth(1).map(|s| s.next_offset);
+                let due = match parked {
+                    Parked::Unopened(_) => sealed_end.is_some(),
+                    Parked::Dormant(_) => {
+                        sealed_end.is_some_and(|end| end > inner.cleaner_offset.max(inner.log_start_offset))
+                    }
+                };
+                if !due {
+                    return Ok((0, 0));
+                }
+                inner.check_writable(&self.dir)?;
+                self.unpark_locked(&mut inner)?;
+            }
+        }
         // 1. Snapshot the cleanable sealed segments.
         let (snapshot, first_dirty) = {
             let inner = self.inner.read();
@@ -1004,6 +1351,20 @@ impl PartitionLog {
         if inner.closed {
             return Ok(());
         }
+        match &inner.parked {
+            // Closed cleanly by the last session and untouched since.
+            Some(Parked::Unopened(_)) => {
+                inner.closed = true;
+                return Ok(());
+            }
+            Some(Parked::Dormant(_)) => {
+                if let Err(e) = self.unpark_locked(&mut inner) {
+                    inner.closed = true;
+                    return Err(e);
+                }
+            }
+            None => {}
+        }
         inner.closed = true;
         if inner.fenced.is_some() {
             return Err(Error::Fenced {
@@ -1021,7 +1382,16 @@ impl PartitionLog {
             end_offset: end,
         };
         inner.sync = (clean.active_base_offset, clean.active_len);
-        self.write_checkpoint(&inner, Some(clean))
+        self.write_checkpoint(&inner, Some(clean))?;
+        // Closed: release the files now (a log of many partitions closes
+        // them one by one, waking parked ones), keeping what `describe` shows.
+        let mut dormant = Vec::with_capacity(inner.segments.len());
+        for seg in std::mem::take(&mut inner.segments) {
+            dormant.push(seg.into_dormant()?);
+        }
+        inner.parked = Some(Parked::Dormant(dormant));
+        self.set_counted(&mut inner, false);
+        Ok(())
     }
 
     /// Brings `tidelog.start` in line with the log start offset: written while
@@ -1104,7 +1474,7 @@ impl PartitionLog {
     }
 
     /// Opens every segment; see RELIABILITY.md §2.3 and ARCHITECTURE.md.
-    fn recover(&self) -> Result<RecoveryReport> {
+    fn recover_locked(&self, inner: &mut Inner) -> Result<RecoveryReport> {
         let vfs = &*self.vfs;
         let dir = &self.dir;
         let mut report = RecoveryReport::default();
@@ -1507,18 +1877,16 @@ impl PartitionLog {
         } else {
             (cp.sync_base_offset, cp.sync_position)
         };
-        {
-            let mut inner = self.inner.write();
-            inner.segments = segments;
-            inner.gaps = gaps;
-            inner.log_start_offset = start_offset.max(first_base).min(end);
-            inner.sync = sync;
-            inner.start_copy = start_copy;
-            // 6. A fresh checkpoint (opening twice in a row changes nothing
-            //    more), then the start offset's copy.
-            self.write_checkpoint(&inner, None)?;
-            self.sync_start_copy(&mut inner)?;
-        }
+        inner.segments = segments;
+        inner.gaps = gaps;
+        inner.log_start_offset = start_offset.max(first_base).min(end);
+        inner.sync = sync;
+        inner.start_copy = start_copy;
+        // 6. A fresh checkpoint (opening twice in a row changes nothing
+        //    more), then the start offset's copy.
+        self.write_checkpoint(inner, None)?;
+        self.sync_start_copy(inner)?;
+        self.set_counted(inner, true);
         Ok(report)
     }
 
@@ -1631,6 +1999,7 @@ struct Prepared {
 impl Drop for PartitionLog {
     fn drop(&mut self) {
         let mut inner = self.inner.write();
+        self.set_counted(&mut inner, false);
         if !inner.closed {
             if let Some(active) = inner.segments.last_mut() {
                 active.trim_on_drop();
@@ -1641,9 +2010,26 @@ impl Drop for PartitionLog {
 
 impl Inner {
     fn end_offset(&self) -> u64 {
-        self.segments
-            .last()
-            .map_or(self.log_start_offset, Segment::next_offset)
+        match &self.parked {
+            Some(parked) => parked.end_offset(),
+            None => self.segments.last().map(Segment::next_offset),
+        }
+        .unwrap_or(self.log_start_offset)
+    }
+
+    /// Parked with bytes of the active segment not yet fsynced.
+    fn parked_unsynced(&self) -> bool {
+        match &self.parked {
+            Some(Parked::Dormant(d)) => d.last().is_some_and(|a| (a.base_offset(), a.size()) != self.sync),
+            _ => false,
+        }
+    }
+
+    fn check_open(&self, dir: &Path) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed { path: dir.to_owned() });
+        }
+        Ok(())
     }
 
     fn check_writable(&self, dir: &Path) -> Result<()> {

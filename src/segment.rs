@@ -405,6 +405,40 @@ pub(crate) struct Segment {
     held_back: Option<(u64, Vec<u8>)>,
 }
 
+/// A segment with its files closed and unmapped (see [`Segment::into_dormant`]).
+#[derive(Debug)]
+pub(crate) struct Dormant {
+    base_offset: u64,
+    log_path: Arc<Path>,
+    allocated: u64,
+    size: u64,
+    next_offset: u64,
+    offset_index: crate::index::DormantIndex,
+    time_index: crate::index::DormantIndex,
+    state: AppendState,
+    created_ms: i64,
+    sealed: bool,
+    crc: Option<u32>,
+    settings: SegmentSettings,
+    damage: Arc<[Damage]>,
+}
+
+impl Dormant {
+    pub(crate) fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+    /// The largest record timestamp, if any.
+    pub(crate) fn max_timestamp(&self) -> Option<i64> {
+        self.state.max_timestamp.map(|(ts, _)| ts)
+    }
+}
+
 /// The result of scanning a segment's log from position 0.
 #[derive(Debug)]
 pub(crate) struct Scan {
@@ -609,6 +643,7 @@ impl Segment {
             }
         };
         let map = log.map_read(usize::try_from(size).unwrap_or(usize::MAX))?;
+        let log = log.detached().unwrap_or(log);
         let segment = Segment {
             base_offset,
             log_path: log_path.into(),
@@ -630,6 +665,72 @@ impl Segment {
             held_back: None,
         };
         Ok((segment, rebuilt))
+    }
+
+    /// Closes the segment's files and unmaps it, keeping in memory all that
+    /// [`Segment::wake`] needs to open it again without reading it (an idle
+    /// partition under the open-partition budget). Nothing is written or
+    /// synced: unsynced bytes stay in the page cache, as they would have.
+    #[cfg_attr(not(feature = "internals"), allow(unused_mut))]
+    pub(crate) fn into_dormant(mut self) -> Result<Dormant> {
+        #[cfg(feature = "internals")]
+        if let Some((at, held)) = self.held_back.take() {
+            self.store_at(at, &held)?;
+        }
+        Ok(Dormant {
+            base_offset: self.base_offset,
+            log_path: self.log_path.clone(),
+            allocated: self.allocated,
+            size: self.size,
+            next_offset: self.next_offset,
+            offset_index: self.offset_index.dormant(),
+            time_index: self.time_index.dormant(),
+            state: self.state,
+            created_ms: self.created_ms,
+            sealed: self.sealed,
+            crc: self.crc,
+            settings: self.settings,
+            damage: self.damage.clone(),
+        })
+    }
+
+    /// Opens and maps a dormant segment again; its files are the ones this
+    /// process wrote, unchanged since.
+    pub(crate) fn wake(vfs: &dyn Vfs, dir: &Path, d: Dormant) -> Result<Segment> {
+        let [log_path, index_path, time_path] = Self::paths(dir, d.base_offset);
+        let log = vfs.open(&log_path)?;
+        let offset_index = OffsetIndex::wake(vfs, &index_path, d.base_offset, d.offset_index)?;
+        let time_index = TimeIndex::wake(vfs, &time_path, d.base_offset, d.time_index)?;
+        let size = usize::try_from(d.size).unwrap_or(usize::MAX);
+        let (log, map, write_map) = if d.sealed {
+            let map = log.map_read(size)?;
+            (log.detached().unwrap_or(log), map, None)
+        } else {
+            let capacity = Self::capacity(&d.settings).max(size);
+            let map = log.map_read(capacity)?;
+            let write_map = log.map_write(capacity)?;
+            (log, map, write_map)
+        };
+        Ok(Segment {
+            base_offset: d.base_offset,
+            log_path: d.log_path,
+            log,
+            map,
+            write_map,
+            allocated: d.allocated,
+            size: d.size,
+            next_offset: d.next_offset,
+            offset_index,
+            time_index,
+            state: d.state,
+            created_ms: d.created_ms,
+            sealed: d.sealed,
+            crc: d.crc,
+            settings: d.settings,
+            damage: d.damage,
+            #[cfg(feature = "internals")]
+            held_back: None,
+        })
     }
 
     pub(crate) fn base_offset(&self) -> u64 {
@@ -770,7 +871,12 @@ impl Segment {
         let end = start + batch.len() as u64;
         let capacity = Self::capacity(&self.settings) as u64;
         if end > self.allocated {
-            let step = (self.settings.segment_bytes / 4).clamp(LOG_GROW_BYTES_MIN, LOG_GROW_BYTES_MAX);
+            // Geometric: a partition holding little reserves little (10,000
+            // idle partitions must not reserve gigabytes), a busy one
+            // reserves a few megabytes ahead.
+            let step = end
+                .min(self.settings.segment_bytes / 4)
+                .clamp(LOG_GROW_BYTES_MIN, LOG_GROW_BYTES_MAX);
             let target = end.saturating_add(step).min(capacity.max(end));
             self.log.allocate(target)?;
             self.allocated = target;
@@ -833,6 +939,9 @@ impl Segment {
             self.crc = Some(file_crc(&*self.log, self.size)?);
         }
         self.sealed = true;
+        // Read-only from now on (trim_log dropped the writable map): no
+        // descriptor held.
+        self.log = self.log.detached().unwrap_or_else(|| self.log.clone());
         Ok(())
     }
 

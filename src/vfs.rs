@@ -72,6 +72,14 @@ pub trait VfsFile: Send + Sync + Debug {
     /// space. `None`: this filesystem has no shared writable maps (a simulated
     /// one), and the caller writes with [`VfsFile::write_all_at`] instead.
     fn map_write(&self, len: usize) -> Result<Option<WriteMap>>;
+    /// The same file without a held descriptor: each call reopens it by path.
+    /// For files touched rarely once mapped (sealed segments, index files), so
+    /// that an idle partition holds no descriptors. `None`: keep this handle
+    /// (a simulated filesystem holds no descriptors). The path must keep
+    /// naming this file for as long as the detached handle is used.
+    fn detached(&self) -> Option<Arc<dyn VfsFile>> {
+        None
+    }
 }
 
 /// An exclusive lock on a file, released when dropped.
@@ -247,6 +255,71 @@ impl VfsFile for RealFile {
         WriteMap::new(&self.file, len)
             .map(Some)
             .map_err(Error::io_at(&self.path))
+    }
+
+    fn detached(&self) -> Option<Arc<dyn VfsFile>> {
+        Some(Arc::new(DetachedFile {
+            path: self.path.clone(),
+        }))
+    }
+}
+
+impl RealFile {
+    fn reopen(path: &Path) -> Result<RealFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(Error::io_at(path))?;
+        Ok(RealFile {
+            path: path.to_owned(),
+            file,
+        })
+    }
+}
+
+/// A [`RealFile`] that holds no descriptor: every call opens the file by path
+/// (one `open` and `close` around the real call). Maps made from it outlive
+/// the descriptor, as maps do.
+#[derive(Debug)]
+struct DetachedFile {
+    path: PathBuf,
+}
+
+impl VfsFile for DetachedFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn read_exact_at(&self, buf: &mut [u8], position: u64) -> Result<()> {
+        RealFile::reopen(&self.path)?.read_exact_at(buf, position)
+    }
+    fn write_all_at(&self, buf: &[u8], position: u64) -> Result<()> {
+        RealFile::reopen(&self.path)?.write_all_at(buf, position)
+    }
+    fn set_len(&self, len: u64) -> Result<()> {
+        RealFile::reopen(&self.path)?.set_len(len)
+    }
+    fn allocate(&self, len: u64) -> Result<()> {
+        RealFile::reopen(&self.path)?.allocate(len)
+    }
+    fn sync_data(&self) -> Result<()> {
+        // fsync reaches every dirty page of the file, whichever descriptor
+        // (or map) wrote it.
+        RealFile::reopen(&self.path)?.sync_data()
+    }
+    fn len(&self) -> Result<u64> {
+        RealFile::reopen(&self.path)?.len()
+    }
+    fn map_read(&self, len: usize) -> Result<Bytes> {
+        RealFile::reopen(&self.path)?.map_read(len)
+    }
+    fn map_write(&self, len: usize) -> Result<Option<WriteMap>> {
+        RealFile::reopen(&self.path)?.map_write(len)
+    }
+    fn detached(&self) -> Option<Arc<dyn VfsFile>> {
+        Some(Arc::new(DetachedFile {
+            path: self.path.clone(),
+        }))
     }
 }
 

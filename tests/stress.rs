@@ -18,7 +18,8 @@
 //!   compaction rewrites those segments, then reads them again;
 //! - a maintenance thread that advances the `ManualClock`, calls
 //!   `run_maintenance`, `delete_records` and `flush`; `Durability::Interval` adds
-//!   the log's own background fsync thread.
+//!   the log's own background fsync thread; an open-partition budget of 4
+//!   keeps partitions being parked and woken under all of it.
 //!
 //! Checks (each failure is a counted violation with a message):
 //! - every record read is byte-identical to the record its producer sent, and an
@@ -1163,6 +1164,9 @@ fn run(duration: Duration, seed: u64, label: &str, require_activity: bool) -> Ou
         LogConfig::default()
             .maintenance_interval(None)
             .durability(Durability::Interval(Duration::from_millis(200)))
+            // Fewer open partitions than the run uses: partitions are parked
+            // and woken all the time, under every concurrent operation.
+            .max_open_partitions(4)
             .clock(Arc::new(clock.clone())),
     )
     .expect("open");

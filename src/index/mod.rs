@@ -35,6 +35,15 @@ enum ActiveEntries {
     Written(Vec<u8>),
 }
 
+/// An index without its file open or mapped (see [`IndexFile::dormant`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DormantIndex {
+    entries_count: usize,
+    entries_max: usize,
+    /// `Some`: active, with this many bytes of the file reserved.
+    reserved_bytes: Option<u64>,
+}
+
 /// One index file: fixed-size entries, appended while active, read-only once sealed.
 pub(crate) struct IndexFile {
     file: Arc<dyn VfsFile>,
@@ -119,6 +128,12 @@ impl IndexFile {
                 ActiveEntries::Written(mirror)
             }
         };
+        // Stores go through the map; the file is touched again only to grow,
+        // trim or fsync it, so no descriptor is held meanwhile.
+        let file = match entries {
+            ActiveEntries::Mapped(_) => file.detached().unwrap_or(file),
+            ActiveEntries::Written(_) => file,
+        };
         Ok(IndexFile {
             file,
             entry_bytes,
@@ -138,6 +153,7 @@ impl IndexFile {
         let len = file.len()?;
         let entries_count = usize::try_from(len / entry_bytes as u64).unwrap_or(0);
         let bytes = file.map_read(entries_count * entry_bytes)?;
+        let file = file.detached().unwrap_or(file);
         Ok(IndexFile {
             file,
             entry_bytes,
@@ -145,6 +161,48 @@ impl IndexFile {
             entries_max: entries_count,
             state: State::Sealed { bytes },
         })
+    }
+
+    /// What [`IndexFile::wake`] needs to map this index again without reading
+    /// or checking it: the index is dropped (its maps unmapped) meanwhile.
+    pub(crate) fn dormant(&self) -> DormantIndex {
+        DormantIndex {
+            entries_count: self.entries_count,
+            entries_max: self.entries_max,
+            reserved_bytes: match &self.state {
+                State::Active { reserved_bytes, .. } => Some(*reserved_bytes),
+                State::Sealed { .. } => None,
+            },
+        }
+    }
+
+    /// Maps an index again from what [`IndexFile::dormant`] recorded; the file
+    /// is the one this process wrote, unchanged since.
+    pub(crate) fn wake(vfs: &dyn Vfs, path: &Path, entry_bytes: usize, d: DormantIndex) -> Result<IndexFile> {
+        let file = vfs.open(path)?;
+        match d.reserved_bytes {
+            Some(reserved_bytes) => {
+                let mut index = Self::activate(file, entry_bytes, d.entries_max, d.entries_count)?;
+                if let State::Active {
+                    reserved_bytes: r, ..
+                } = &mut index.state
+                {
+                    *r = reserved_bytes.max(*r);
+                }
+                Ok(index)
+            }
+            None => {
+                let bytes = file.map_read(d.entries_count * entry_bytes)?;
+                let file = file.detached().unwrap_or(file);
+                Ok(IndexFile {
+                    file,
+                    entry_bytes,
+                    entries_count: d.entries_count,
+                    entries_max: d.entries_max,
+                    state: State::Sealed { bytes },
+                })
+            }
+        }
     }
 
     /// Whether the file's length is a whole number of entries (a sealed index).

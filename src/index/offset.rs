@@ -56,6 +56,22 @@ impl OffsetIndex {
         Ok(OffsetIndex { file, base_offset })
     }
 
+    /// See [`IndexFile::dormant`].
+    pub(crate) fn dormant(&self) -> super::DormantIndex {
+        self.file.dormant()
+    }
+
+    /// See [`IndexFile::wake`].
+    pub(crate) fn wake(
+        vfs: &dyn Vfs,
+        path: &Path,
+        base_offset: u64,
+        d: super::DormantIndex,
+    ) -> Result<OffsetIndex> {
+        let file = IndexFile::wake(vfs, path, OFFSET_ENTRY_BYTES, d)?;
+        Ok(OffsetIndex { file, base_offset })
+    }
+
     pub(crate) fn file(&mut self) -> &mut IndexFile {
         &mut self.file
     }

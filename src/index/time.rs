@@ -56,6 +56,22 @@ impl TimeIndex {
         Ok(TimeIndex { file, base_offset })
     }
 
+    /// See [`IndexFile::dormant`].
+    pub(crate) fn dormant(&self) -> super::DormantIndex {
+        self.file.dormant()
+    }
+
+    /// See [`IndexFile::wake`].
+    pub(crate) fn wake(
+        vfs: &dyn Vfs,
+        path: &Path,
+        base_offset: u64,
+        d: super::DormantIndex,
+    ) -> Result<TimeIndex> {
+        let file = IndexFile::wake(vfs, path, TIME_ENTRY_BYTES, d)?;
+        Ok(TimeIndex { file, base_offset })
+    }
+
     pub(crate) fn file(&mut self) -> &mut IndexFile {
         &mut self.file
     }
