@@ -417,6 +417,184 @@ pub fn decode_batch(
     }
 }
 
+/// One record borrowed from a mapped segment, as [`crate::Log::fetch_each`]
+/// hands it out: nothing is copied or allocated for it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    offset: u64,
+    timestamp: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: &'a [(&'a str, Option<&'a [u8]>)],
+}
+
+impl<'a> RecordRef<'a> {
+    /// Its offset in the partition.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+    /// Its timestamp, in milliseconds since the Unix epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+    /// The key, if any.
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.key
+    }
+    /// The value; `None` for a tombstone.
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.value
+    }
+    /// The headers, in order, duplicates kept.
+    pub fn headers(&self) -> &'a [(&'a str, Option<&'a [u8]>)] {
+        self.headers
+    }
+}
+
+/// Reusable buffers of [`visit_batch`] (kept across batches of one read).
+#[derive(Debug, Default)]
+pub(crate) struct VisitScratch {
+    records: Vec<Pending>,
+    /// (key range, value range) of every wanted header of the batch.
+    headers: Vec<(Range<usize>, Option<Range<usize>>)>,
+}
+
+/// A wanted record, found while the batch is checked, visited once it passed.
+#[derive(Debug)]
+struct Pending {
+    offset: u64,
+    timestamp: i64,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    /// Its headers in `VisitScratch::headers`.
+    headers: Range<usize>,
+}
+
+/// Validates the batch at the start of `buf` (exactly as [`validate_batch`],
+/// in the same single pass that finds the records), then calls `f` with each
+/// of its records whose offset is in `min_offset..upper`, at most `max` of
+/// them. Returns how many were visited and the last one's offset. Nothing is
+/// visited from a batch that fails.
+pub(crate) fn visit_batch<F: FnMut(RecordRef<'_>)>(
+    buf: &[u8],
+    min_offset: u64,
+    upper: u64,
+    max: usize,
+    scratch: &mut VisitScratch,
+    f: &mut F,
+) -> Result<(usize, Option<u64>), DecodeError> {
+    let (header, batch) = check_header_and_crc(buf)?;
+    let codec = header.compression();
+    if codec != 0 {
+        return Err(error(
+            ATTRIBUTES_POSITION,
+            CorruptReason::UnsupportedCompression { codec },
+        ));
+    }
+    let Ok(base_offset) = u64::try_from(header.base_offset) else {
+        return Err(error(
+            BASE_OFFSET_POSITION,
+            CorruptReason::OffsetOutOfOrder {
+                base_offset: header.base_offset,
+                expected_at_least: 0,
+            },
+        ));
+    };
+    scratch.records.clear();
+    scratch.headers.clear();
+    let mut sink = Gather {
+        origin: buf.as_ptr() as usize,
+        base_offset,
+        min_offset,
+        upper,
+        left: if header.is_control() { 0 } else { max },
+        log_append_time: header.is_log_append_time().then_some(header.max_timestamp),
+        keep: false,
+        headers_from: 0,
+        scratch,
+    };
+    walk_records(batch, &header, &mut sink)?;
+    let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
+    let mut last = None;
+    for p in &scratch.records {
+        headers.clear();
+        for (k, v) in scratch.headers.get(p.headers.clone()).unwrap_or_default() {
+            let key = buf
+                .get(k.clone())
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .unwrap_or_default();
+            headers.push((key, v.clone().and_then(|v| buf.get(v))));
+        }
+        f(RecordRef {
+            offset: p.offset,
+            timestamp: p.timestamp,
+            key: p.key.clone().and_then(|r| buf.get(r)),
+            value: p.value.clone().and_then(|r| buf.get(r)),
+            headers: &headers,
+        });
+        last = Some(p.offset);
+    }
+    Ok((scratch.records.len(), last))
+}
+
+/// Gathering the wanted records of a batch while it is checked.
+struct Gather<'s> {
+    /// Address of the batch's first byte (header keys arrive as `&str`).
+    origin: usize,
+    base_offset: u64,
+    min_offset: u64,
+    upper: u64,
+    /// Records still wanted.
+    left: usize,
+    log_append_time: Option<i64>,
+    keep: bool,
+    headers_from: usize,
+    scratch: &'s mut VisitScratch,
+}
+
+impl Sink for Gather<'_> {
+    #[inline(always)]
+    fn begin_headers(&mut self, offset_delta: i32, _count: usize) {
+        let offset = self
+            .base_offset
+            .wrapping_add(u64::from(offset_delta.unsigned_abs()));
+        self.keep = self.left > 0 && offset >= self.min_offset && offset < self.upper;
+        self.headers_from = self.scratch.headers.len();
+    }
+
+    #[inline(always)]
+    fn header(&mut self, key: &str, value: Option<Range<usize>>) {
+        if self.keep {
+            let start = (key.as_ptr() as usize).wrapping_sub(self.origin);
+            self.scratch
+                .headers
+                .push((start..start.saturating_add(key.len()), value));
+        }
+    }
+
+    #[inline(always)]
+    fn record(
+        &mut self,
+        offset_delta: i32,
+        timestamp: i64,
+        key: Option<Range<usize>>,
+        value: Option<Range<usize>>,
+    ) {
+        if self.keep {
+            self.scratch.records.push(Pending {
+                offset: self
+                    .base_offset
+                    .wrapping_add(u64::from(offset_delta.unsigned_abs())),
+                timestamp: self.log_append_time.unwrap_or(timestamp),
+                key,
+                value,
+                headers: self.headers_from..self.scratch.headers.len(),
+            });
+            self.left -= 1;
+        }
+    }
+}
+
 /// Why [`encode_batch`] refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {

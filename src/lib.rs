@@ -78,11 +78,12 @@ mod sim;
 mod topic;
 mod vfs;
 
+pub use batch::RecordRef;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Cleanup, Durability, LogConfig, Offset, TopicConfig};
 pub use consumer::{Consumer, NextBatch, PartitionLag};
 pub use error::{CorruptReason, Error, Result};
-pub use log::{Log, PartitionInfo, TopicInfo};
+pub use log::{Fetched, Log, PartitionInfo, TopicInfo};
 pub use maintenance::MaintenanceReport;
 pub use partitioner::murmur2;
 pub use producer::{Producer, RecordMetadata, SendFuture};

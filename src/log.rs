@@ -7,6 +7,7 @@
 //! `LogInner.topics` → `PartitionLog.inner`; `GroupCommit.state` is taken with
 //! none of these held.
 
+use crate::batch::RecordRef;
 use crate::config::{Durability, LogConfig, TopicConfig};
 use crate::consumer::Notifier;
 use crate::durability::GroupCommit;
@@ -41,6 +42,16 @@ pub(crate) struct Topic {
     pub(crate) name: Arc<str>,
     pub(crate) config: TopicConfig,
     pub(crate) partitions: Vec<Arc<Partition>>,
+}
+
+/// What [`Log::fetch_each`] visited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    /// Records visited.
+    pub records: usize,
+    /// Where the next fetch continues: after the last record visited (`from`
+    /// if none was).
+    pub next_offset: u64,
 }
 
 /// Description of a topic.
@@ -563,6 +574,47 @@ impl Log {
                 headers: r.headers,
             })
             .collect())
+    }
+
+    /// Calls `f` with up to `max` records of a partition with offsets `>= from`,
+    /// in order, as [`fetch`](Log::fetch) would return them, but borrowed
+    /// from the mapped segment: nothing is copied or allocated per record
+    /// (a [`RecordRef`] is valid during its call only; copy what must
+    /// outlive it). Every batch is validated (CRC-32C and structure) before
+    /// any of its records is visited. The fastest way to scan a partition.
+    ///
+    /// # Errors
+    /// As [`fetch`](Log::fetch); records visited before an error stay visited.
+    pub fn fetch_each<F: FnMut(RecordRef<'_>)>(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+        mut f: F,
+    ) -> Result<Fetched> {
+        self.check_open()?;
+        let t = self.topic(topic)?;
+        let p = self.partition(&t, partition)?;
+        // With `Always`, readers see only what is durable.
+        let upper = match self.inner.config.durability {
+            Durability::Always => p.commit.durable_offset(),
+            _ => u64::MAX,
+        };
+        let mut visitor = crate::segment::Visitor {
+            f: &mut f,
+            upper,
+            visited: 0,
+            last: None,
+            scratch: crate::batch::VisitScratch::default(),
+        };
+        p.log
+            .read_into(from, max, &mut visitor)
+            .map_err(|e| with_place(e, topic, partition))?;
+        Ok(Fetched {
+            records: visitor.visited,
+            next_offset: visitor.last.map_or(from, |o| o + 1),
+        })
     }
 
     /// The first offset whose record timestamp is `>= timestamp`, or `None`.

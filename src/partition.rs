@@ -843,8 +843,15 @@ impl PartitionLog {
     /// `OffsetOutOfRange` if `from` is below the start or past the end offset;
     /// `Corrupt` if the first batch needed is damaged.
     pub fn read(&self, from: u64, max: usize) -> Result<Vec<BatchRecord>> {
-        let max = max.max(1);
         let mut out = Vec::new();
+        self.read_into(from, max, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`PartitionLog::read`] into any collector (a `Vec`, or a visitor that
+    /// hands records out borrowed).
+    pub(crate) fn read_into<C: segment::Collect>(&self, from: u64, max: usize, out: &mut C) -> Result<()> {
+        let max = max.max(1);
         let mut next = from;
         loop {
             let view = {
@@ -854,7 +861,7 @@ impl PartitionLog {
                 // picked: retention may delete the segment holding `from`
                 // between two lock holds, and that is "out of range", not an
                 // empty answer.
-                if out.is_empty() && (next < start || next > end) {
+                if out.count() == 0 && (next < start || next > end) {
                     return Err(Error::OffsetOutOfRange {
                         topic: String::new(),
                         partition: 0,
@@ -870,7 +877,7 @@ impl PartitionLog {
                 let Some(seg) = inner.segments.get(i) else { break };
                 seg.view(next, !inner.gaps)?
             };
-            match view.read(next, max, &mut out)? {
+            match view.read(next, max, out)? {
                 ViewRead::Full | ViewRead::StoppedAtDamage => break,
                 ViewRead::Exhausted => {
                     if view.next_offset <= next {
@@ -880,7 +887,7 @@ impl PartitionLog {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The first offset whose record timestamp is >= `timestamp` (Kafka's

@@ -199,12 +199,7 @@ impl SegmentView {
     /// `max` records or the view ends. A damaged batch before any record was
     /// collected is `Error::Corrupt` if it may hold `min_offset`; otherwise
     /// reading resumes at the next valid batch.
-    pub(crate) fn read(
-        &self,
-        min_offset: u64,
-        max: usize,
-        out: &mut Vec<batch::BatchRecord>,
-    ) -> Result<ViewRead> {
+    pub(crate) fn read<C: Collect>(&self, min_offset: u64, max: usize, out: &mut C) -> Result<ViewRead> {
         let len = self.bytes.len() as u64;
         let mut position = self.start_position;
         let mut expected = self.base_offset;
@@ -217,7 +212,7 @@ impl SegmentView {
                 .iter()
                 .find(|d| d.start <= position && position < d.end)
             {
-                if !out.is_empty() {
+                if out.count() > 0 {
                     return Ok(ViewRead::StoppedAtDamage);
                 }
                 // Recovery chose `end` as where valid batches resume; the damaged
@@ -290,7 +285,7 @@ impl SegmentView {
                     let slice = self.bytes.slice(position as usize..end);
                     // decode_batch validates everything (CRC, records) in the same pass.
                     let decoded = if inside {
-                        batch::decode_batch(&slice, min_offset, out).map_err(|e| e.reason)
+                        out.collect(&slice, min_offset, max).map_err(|e| e.reason)
                     } else {
                         Err(CorruptReason::OffsetOutsideSegment {
                             last_offset: h.last_offset(),
@@ -302,7 +297,7 @@ impl SegmentView {
                             expected = h.next_offset() as u64;
                             exact = true;
                             first_last = None;
-                            if out.len() >= max {
+                            if out.count() >= max {
                                 out.truncate(max);
                                 return Ok(ViewRead::Full);
                             }
@@ -314,7 +309,7 @@ impl SegmentView {
                 Err(reason) => reason,
             };
             // A damaged batch at `position`.
-            if !out.is_empty() {
+            if out.count() > 0 {
                 return Ok(ViewRead::StoppedAtDamage);
             }
             let resumed = resync::resync(
@@ -340,7 +335,7 @@ impl SegmentView {
             }
         }
         // Known damage at the end of a sealed segment (a cut file) may have held the offset.
-        if out.is_empty() && min_offset < self.next_offset {
+        if out.count() == 0 && min_offset < self.next_offset {
             if let Some(d) = self
                 .damage
                 .iter()
@@ -352,6 +347,74 @@ impl SegmentView {
         }
         Ok(ViewRead::Exhausted)
     }
+}
+
+/// Where a read puts the records it finds.
+pub(crate) trait Collect {
+    /// Validates one batch and takes its records with offsets `>= min_offset`
+    /// while fewer than `max` are held; nothing is taken from a batch that fails.
+    fn collect(
+        &mut self,
+        batch: &Bytes,
+        min_offset: u64,
+        max: usize,
+    ) -> std::result::Result<(), batch::DecodeError>;
+    /// Records held.
+    fn count(&self) -> usize;
+    /// Keeps the first `max` records.
+    fn truncate(&mut self, max: usize);
+}
+
+impl Collect for Vec<batch::BatchRecord> {
+    fn collect(
+        &mut self,
+        batch: &Bytes,
+        min_offset: u64,
+        _max: usize,
+    ) -> std::result::Result<(), batch::DecodeError> {
+        batch::decode_batch(batch, min_offset, self).map(|_| ())
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn truncate(&mut self, max: usize) {
+        Vec::truncate(self, max);
+    }
+}
+
+/// A read that hands each record to a closure, borrowed from the map.
+pub(crate) struct Visitor<'f, F> {
+    pub(crate) f: &'f mut F,
+    /// Records at or past this offset are not visited (not yet durable).
+    pub(crate) upper: u64,
+    pub(crate) visited: usize,
+    pub(crate) last: Option<u64>,
+    pub(crate) scratch: batch::VisitScratch,
+}
+
+impl<F: FnMut(batch::RecordRef<'_>)> Collect for Visitor<'_, F> {
+    fn collect(
+        &mut self,
+        batch: &Bytes,
+        min_offset: u64,
+        max: usize,
+    ) -> std::result::Result<(), batch::DecodeError> {
+        let (n, last) = batch::visit_batch(
+            batch,
+            min_offset,
+            self.upper,
+            max.saturating_sub(self.visited),
+            &mut self.scratch,
+            self.f,
+        )?;
+        self.visited += n;
+        self.last = last.or(self.last);
+        Ok(())
+    }
+    fn count(&self) -> usize {
+        self.visited
+    }
+    fn truncate(&mut self, _max: usize) {}
 }
 
 /// What is recorded about a sealed segment (in the checkpoint), to check its

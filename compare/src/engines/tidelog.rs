@@ -1,7 +1,7 @@
 //! tidelog, through its public API only: one topic of one partition (default
 //! segment size), keyed records sent with `Producer::send` / `send_batch`
 //! (Kafka's partitioner puts every key on partition 0), reads with
-//! `Log::fetch`, the consumer with `Consumer::poll`.
+//! `Log::fetch_each`, the consumer with `Consumer::poll`.
 
 use super::{check_read_back, Engine, Outcome, ReadBack, READ_RECORDS_PER_CALL, TOPIC};
 use crate::workload::{byte_sum, Dataset};
@@ -20,7 +20,7 @@ pub struct Tidelog;
 const NOTES: &[&str] = &[
     "Log::open with maintenance_interval(None); one topic, partitions(1), default segment size",
     "W1 Producer::send per record (keyed); W2/W3 Producer::send_batch",
-    "W4 Log::fetch(topic, 0, next, 2000) in a loop",
+    "W4 Log::fetch_each(topic, 0, next, 2000, closure) in a loop: records borrowed from the map (Log::fetch, which returns owned records, is slower)",
     "W5 Durability::Always: each thread's send returns after an fsync covering it (group commit)",
     "W6 Consumer::assign + poll in another thread",
 ];
@@ -93,15 +93,17 @@ impl Engine for Tidelog {
         let (mut next, mut records, mut sum) = (0u64, 0u64, 0u64);
         let start = Instant::now();
         while next < end {
-            let got = log
-                .fetch(TOPIC, 0, next, READ_RECORDS_PER_CALL)
-                .expect("tidelog: fetch");
-            let last = got.last().expect("tidelog: fetch below the end returned nothing");
-            next = last.offset() + 1;
-            for r in &got {
-                sum += r.value().map_or(0, |v| byte_sum(v));
-            }
-            records += got.len() as u64;
+            let fetched = log
+                .fetch_each(TOPIC, 0, next, READ_RECORDS_PER_CALL, |r| {
+                    sum += r.value().map_or(0, byte_sum);
+                })
+                .expect("tidelog: fetch_each");
+            assert!(
+                fetched.records > 0,
+                "tidelog: fetch_each below the end visited nothing"
+            );
+            next = fetched.next_offset;
+            records += fetched.records as u64;
         }
         let elapsed = start.elapsed();
         check_read_back(self.name(), &read, records, sum, true);
