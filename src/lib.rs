@@ -55,6 +55,7 @@ mod cleaner;
 mod clock;
 mod config;
 mod consumer;
+mod crc_extend;
 mod durability;
 mod error;
 #[cfg(feature = "internals")]

@@ -163,13 +163,23 @@ impl Producer {
         let t = self.topic_for_send(topic)?;
         let now = self.log.inner.config.clock.now_ms();
         // Place and validate every record before writing anything.
-        let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
         let keyless_base = self.next_keyless.fetch_add(1, Ordering::Relaxed);
+        let mut placed = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
-            let p = place(&t, topic, explicit, i, r, keyless_base)?;
-            match groups.iter_mut().find(|(gp, _)| *gp == p) {
-                Some((_, idx)) => idx.push(i),
-                None => groups.push((p, vec![i])),
+            placed.push(place(&t, topic, explicit, i, r, keyless_base)?);
+        }
+        let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+        match placed.first() {
+            // The common case, every record on one partition: one group in
+            // input order, built at once.
+            Some(&p) if placed.iter().all(|q| *q == p) => groups.push((p, (0..records.len()).collect())),
+            _ => {
+                for (i, p) in placed.into_iter().enumerate() {
+                    match groups.iter_mut().find(|(gp, _)| *gp == p) {
+                        Some((_, idx)) => idx.push(i),
+                        None => groups.push((p, vec![i])),
+                    }
+                }
             }
         }
         let mut encoded: Vec<(Arc<Partition>, u32, Vec<u8>, BatchHeader)> = Vec::with_capacity(groups.len());
@@ -252,6 +262,8 @@ fn place(t: &Topic, topic: &str, explicit: Option<u32>, i: usize, r: &Record, ke
             partitions: count,
         }),
         (Some(p), _) => Ok(p),
+        // One partition: no need to hash the key.
+        (None, Some(_)) if count == 1 => Ok(0),
         (None, Some(k)) => Ok(partition_for_key(k, count)),
         // Keyless records of one call stick to one partition (one batch).
         (None, None) => Ok(keyless % count),

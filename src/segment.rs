@@ -459,6 +459,8 @@ pub(crate) struct Segment {
     sealed: bool,
     /// CRC-32C of the log bytes `[0, size)`, when known.
     crc: Option<u32>,
+    /// Extends `crc` by appended batches from their stored CRCs.
+    crc_run: crate::crc_extend::RunningCrc,
     settings: SegmentSettings,
     /// Byte ranges recovery found damaged (quarantined, never rewritten).
     damage: Arc<[Damage]>,
@@ -584,6 +586,7 @@ impl Segment {
             crc: Some(0),
             settings,
             damage: Arc::from(Vec::new()),
+            crc_run: crate::crc_extend::RunningCrc::default(),
             #[cfg(feature = "internals")]
             held_back: None,
         })
@@ -636,6 +639,7 @@ impl Segment {
             crc,
             settings,
             damage: Arc::from(Vec::new()),
+            crc_run: crate::crc_extend::RunningCrc::default(),
             #[cfg(feature = "internals")]
             held_back: None,
         })
@@ -724,6 +728,7 @@ impl Segment {
             crc,
             settings,
             damage: Arc::from(Vec::new()),
+            crc_run: crate::crc_extend::RunningCrc::default(),
             #[cfg(feature = "internals")]
             held_back: None,
         };
@@ -791,6 +796,7 @@ impl Segment {
             crc: d.crc,
             settings: d.settings,
             damage: d.damage,
+            crc_run: crate::crc_extend::RunningCrc::default(),
             #[cfg(feature = "internals")]
             held_back: None,
         })
@@ -907,7 +913,17 @@ impl Segment {
         // An index that could not grow (a full disk) is rebuilt from the log at
         // the next open; the data itself was written and is published.
         let _ = indexed;
-        self.crc = self.crc.map(|c| crc32c::crc32c_append(c, batch));
+        if let Some(running) = self.crc {
+            // The batch's stored CRC (bytes 17..21) covers its bytes from 21.
+            let stored = batch
+                .get(17..21)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes);
+            self.crc = Some(match stored {
+                Some(stored) => self.crc_run.extend(running, batch, stored),
+                None => crc32c::crc32c_append(running, batch),
+            });
+        }
         self.size += batch.len() as u64;
         self.next_offset = header.last_offset() as u64 + 1;
         Ok(())
@@ -1416,4 +1432,35 @@ fn file_crc(file: &dyn VfsFile, len: u64) -> Result<u32> {
         position += chunk.len() as u64;
     }
     Ok(crc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vfs::RealFs;
+
+    /// The CRC a sealed segment records (extended batch by batch, from the
+    /// batches' own CRCs when they are large) is the CRC of its file.
+    #[test]
+    fn the_running_crc_is_the_crc_of_the_log_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = SegmentSettings {
+            index_interval_bytes: 4096,
+            index_bytes: 1 << 20,
+            segment_bytes: 1 << 30,
+        };
+        let mut seg = Segment::create(&RealFs, tmp.path(), 0, settings, 0).unwrap();
+        for (i, size) in [10usize, 2000, 100, 70_000, 70_000, 5, 1500, 1500]
+            .into_iter()
+            .enumerate()
+        {
+            let records = vec![crate::record::Record::new(vec![i as u8; size])];
+            let mut buf = Vec::new();
+            let header = batch::encode_batch(&mut buf, i as u64, &records, 1).unwrap();
+            seg.append(&buf, &header).map_err(|(e, _)| e).unwrap();
+        }
+        seg.seal().unwrap();
+        let bytes = std::fs::read(tmp.path().join("00000000000000000000.log")).unwrap();
+        assert_eq!(seg.crc(), Some(crc32c::crc32c(&bytes)));
+    }
 }

@@ -82,7 +82,7 @@ impl Bench {
             "limits",
             desc,
             &format!(
-                "page-cache write of {} MiB in 1 MiB calls, MB/s",
+                "page-cache write of {} MiB in 1 MiB calls (best of 3 passes), MB/s",
                 s.limit_write_mib
             ),
             Unit::MegabytesPerSecond,
