@@ -327,11 +327,40 @@ pub fn read_header(buf: &[u8]) -> Result<Frame, DecodeError> {
 /// Never, for any input.
 pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let (header, batch) = check_header_and_crc(buf)?;
-    if header.compression() != 0 {
-        return Ok(header);
+    match expand(batch, &header)? {
+        Some(expanded) => walk_records(&expanded, &header, &mut Validate).map_err(inside_compressed)?,
+        None => walk_records(batch, &header, &mut Validate)?,
     }
-    walk_records(batch, &header, &mut Validate)?;
     Ok(header)
+}
+
+/// A compressed batch's header followed by its decompressed records (so
+/// [`walk_records`] reads it as it reads an uncompressed batch, and record
+/// ranges point into it); `None` for an uncompressed batch. Decompressed
+/// once per batch, at most `BATCH_BYTES_MAX` bytes.
+fn expand(batch: &[u8], header: &BatchHeader) -> Result<Option<Vec<u8>>, DecodeError> {
+    let codec = header.compression();
+    if codec == 0 {
+        return Ok(None);
+    }
+    let records = batch.get(RECORDS_POSITION..).unwrap_or_default();
+    let limit = crate::limits::DECOMPRESSED_BYTES_MAX;
+    let body = crate::compression::decompress(codec, records, limit).map_err(|reason| match reason {
+        CorruptReason::UnsupportedCompression { .. } => error(ATTRIBUTES_POSITION, reason),
+        _ => error(RECORDS_POSITION, reason),
+    })?;
+    let mut out = Vec::with_capacity(RECORDS_POSITION + body.len());
+    out.extend_from_slice(batch.get(..RECORDS_POSITION).unwrap_or_default());
+    out.extend_from_slice(&body);
+    Ok(Some(out))
+}
+
+/// An error found in decompressed records: reported at the start of the
+/// compressed data (positions inside the decompressed bytes name no byte
+/// of the file).
+fn inside_compressed(mut e: DecodeError) -> DecodeError {
+    e.position = RECORDS_POSITION as u64;
+    e
 }
 
 /// One record decoded from a batch.
@@ -369,13 +398,6 @@ pub fn decode_batch(
     out: &mut Vec<BatchRecord>,
 ) -> Result<BatchHeader, DecodeError> {
     let (header, batch) = check_header_and_crc(buf)?;
-    let codec = header.compression();
-    if codec != 0 {
-        return Err(error(
-            ATTRIBUTES_POSITION,
-            CorruptReason::UnsupportedCompression { codec },
-        ));
-    }
     let Ok(base_offset) = u64::try_from(header.base_offset) else {
         return Err(error(
             BASE_OFFSET_POSITION,
@@ -384,6 +406,14 @@ pub fn decode_batch(
                 expected_at_least: 0,
             },
         ));
+    };
+    // Compressed: decoded from the decompressed copy, which the records'
+    // `Bytes` then share.
+    let expanded = expand(batch, &header)?.map(Bytes::from);
+    let compressed = expanded.is_some();
+    let (buf, batch): (&Bytes, &[u8]) = match &expanded {
+        Some(e) => (e, e),
+        None => (buf, batch),
     };
     let before = out.len();
     let control = header.is_control();
@@ -412,7 +442,7 @@ pub fn decode_batch(
         Ok(()) => Ok(header),
         Err(e) => {
             sink.out.truncate(before);
-            Err(e)
+            Err(if compressed { inside_compressed(e) } else { e })
         }
     }
 }
@@ -484,13 +514,9 @@ pub(crate) fn visit_batch<F: FnMut(RecordRef<'_>)>(
     f: &mut F,
 ) -> Result<(usize, Option<u64>), DecodeError> {
     let (header, batch) = check_header_and_crc(buf)?;
-    let codec = header.compression();
-    if codec != 0 {
-        return Err(error(
-            ATTRIBUTES_POSITION,
-            CorruptReason::UnsupportedCompression { codec },
-        ));
-    }
+    let expanded = expand(batch, &header)?;
+    let compressed = expanded.is_some();
+    let buf: &[u8] = expanded.as_deref().unwrap_or(batch);
     let Ok(base_offset) = u64::try_from(header.base_offset) else {
         return Err(error(
             BASE_OFFSET_POSITION,
@@ -513,7 +539,7 @@ pub(crate) fn visit_batch<F: FnMut(RecordRef<'_>)>(
         headers_from: 0,
         scratch,
     };
-    walk_records(batch, &header, &mut sink)?;
+    walk_records(buf, &header, &mut sink).map_err(|e| if compressed { inside_compressed(e) } else { e })?;
     let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
     let mut last = None;
     for p in &scratch.records {
@@ -598,6 +624,12 @@ impl Sink for Gather<'_> {
 /// Why [`encode_batch`] refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
+    /// The compression codec is not in this build, or failed.
+    #[error("cannot compress the batch: {reason}")]
+    Compression {
+        /// What went wrong.
+        reason: String,
+    },
     /// No records: a batch holds at least one.
     #[error("cannot encode an empty record batch")]
     Empty,
@@ -675,6 +707,51 @@ pub fn encode_batch(
         out.truncate(start);
     }
     result
+}
+
+/// Compresses, in place, the records of the uncompressed batch that
+/// [`encode_batch`] appended to `out` at `start` (described by `header`):
+/// the records section is replaced by its compressed form in Kafka's framing
+/// for `compression`, and the attributes, batch length and CRC-32C are
+/// rewritten. `Compression::None` leaves the batch as it is.
+///
+/// # Errors
+/// `Compression` when the codec is not in this build or fails, `TooLarge`
+/// when the compressed batch passes the batch limit; `out` is then as it was.
+pub fn compress_batch(
+    out: &mut Vec<u8>,
+    start: usize,
+    header: BatchHeader,
+    compression: crate::compression::Compression,
+) -> Result<BatchHeader, EncodeError> {
+    if compression == crate::compression::Compression::None {
+        return Ok(header);
+    }
+    let records_at = start + RECORDS_POSITION;
+    let packed = crate::compression::compress(compression, out.get(records_at..).unwrap_or_default())
+        .map_err(|reason| EncodeError::Compression { reason })?;
+    let size = RECORDS_POSITION + packed.len();
+    let batch_length = i32::try_from(size - LOG_OVERHEAD_BYTES)
+        .ok()
+        .filter(|_| size <= BATCH_BYTES_MAX as usize)
+        .ok_or(EncodeError::TooLarge { size: size as u64 })?;
+    out.truncate(records_at);
+    out.extend_from_slice(&packed);
+    let mut header = BatchHeader {
+        batch_length,
+        attributes: (header.attributes & !COMPRESSION_MASK) | i16::from(compression.codec()),
+        crc: 0,
+        ..header
+    };
+    let batch = out.get_mut(start..).unwrap_or_default();
+    if let Some(slot) = batch.first_chunk_mut::<BATCH_HEADER_BYTES>() {
+        *slot = header_bytes(&header);
+    }
+    header.crc = crc32c::crc32c(batch.get(ATTRIBUTES_POSITION..).unwrap_or_default());
+    if let Some(slot) = batch.first_chunk_mut::<BATCH_HEADER_BYTES>() {
+        put::<CRC_POSITION, 4>(slot, header.crc.to_be_bytes());
+    }
+    Ok(header)
 }
 
 /// Attribute bit 6 (KIP-534): baseTimestamp holds the tombstone delete horizon.

@@ -61,6 +61,7 @@ pub struct TopicConfig {
     pub(crate) min_compaction_lag_ms: u64,
     pub(crate) min_cleanable_dirty_ratio: f64,
     pub(crate) max_record_bytes: u32,
+    pub(crate) compression: crate::compression::Compression,
 }
 
 impl Default for TopicConfig {
@@ -77,6 +78,7 @@ impl Default for TopicConfig {
             min_compaction_lag_ms: 0,
             min_cleanable_dirty_ratio: 0.5,
             max_record_bytes: 1024 * 1024,
+            compression: crate::compression::Compression::None,
         }
     }
 }
@@ -121,6 +123,26 @@ impl TopicConfig {
         min_cleanable_dirty_ratio: f64,
         /// Largest encoded batch one send may produce, header included (default 1 MiB; at least 1).
         max_record_bytes: u32,
+        /// How sends compress their batches (Kafka's `compression.type`; default
+        /// `Compression::None`). Batches of any codec this build has are read
+        /// whatever the setting; `max_record_bytes` applies to the compressed batch.
+        compression: crate::compression::Compression,
+    }
+
+    /// A topic may be created or altered to compress only with a codec this
+    /// build has (a stored topic with another still opens: its sends fail).
+    pub(crate) fn check_compression_available(&self) -> Result<()> {
+        if self.compression.is_available() {
+            return Ok(());
+        }
+        Err(Error::InvalidConfig {
+            field: "compression",
+            reason: format!(
+                "{:?} is not in this build: enable the cargo feature {:?}",
+                self.compression,
+                format!("{:?}", self.compression).to_lowercase()
+            ),
+        })
     }
 
     /// Validates every field, naming the first bad one.

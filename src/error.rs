@@ -204,10 +204,19 @@ pub enum CorruptReason {
         /// CRC computed over the bytes.
         computed: u32,
     },
-    /// The batch uses a compression codec tidelog cannot decode yet.
+    /// The batch uses a compression codec this build cannot decode (an
+    /// unknown codec, or one whose cargo feature is off).
     UnsupportedCompression {
         /// The codec bits of the attributes (1 gzip, 2 snappy, 3 lz4, 4 zstd).
         codec: u8,
+    },
+    /// The batch's compressed records could not be decompressed, or would
+    /// expand past the batch size limit.
+    Decompression {
+        /// The codec bits of the attributes.
+        codec: u8,
+        /// What the codec reported.
+        reason: String,
     },
     /// The records count is negative or cannot fit in the batch.
     BadRecordCount {
@@ -317,7 +326,17 @@ impl fmt::Display for CorruptReason {
                     4 => "zstd",
                     _ => "unknown",
                 };
-                write!(f, "unsupported compression codec {codec} ({name})")
+                write!(f, "unsupported compression codec {codec} ({name})")?;
+                if (1..=4).contains(codec) {
+                    write!(f, ": this build lacks the cargo feature {name:?}")?;
+                }
+                Ok(())
+            }
+            Decompression { codec, reason } => {
+                write!(
+                    f,
+                    "compressed records (codec {codec}) do not decompress: {reason}"
+                )
             }
             BadRecordCount { count } => write!(f, "records count {count} is invalid"),
             BadLastOffsetDelta {

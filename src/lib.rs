@@ -53,6 +53,7 @@ mod batch;
 mod checkpoint;
 mod cleaner;
 mod clock;
+mod compression;
 mod config;
 mod consumer;
 mod crc_extend;
@@ -81,6 +82,7 @@ mod vfs;
 
 pub use batch::RecordRef;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use compression::Compression;
 pub use config::{Cleanup, Durability, LogConfig, Offset, TopicConfig};
 pub use consumer::{Consumer, NextBatch, PartitionLag};
 pub use error::{CorruptReason, Error, Result};

@@ -48,3 +48,9 @@ pub(crate) const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// this many bytes of an active segment are ever written but not fsynced, so
 /// recovery can tell damage at rest (older bytes) from a torn write.
 pub(crate) const SYNC_WINDOW_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Most bytes a compressed batch's records may decompress to. Kafka bounds the
+/// compressed size only; this bounds the memory one read of a hostile or
+/// damaged batch can take (and keeps every allocation of it under 64 MiB,
+/// the fuzzers' limit, even as a growing buffer doubles).
+pub(crate) const DECOMPRESSED_BYTES_MAX: usize = 32 * 1024 * 1024;

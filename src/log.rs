@@ -362,6 +362,7 @@ impl Log {
         self.check_open()?;
         topic::validate_name(name)?;
         config.validate()?;
+        config.check_compression_available()?;
         self.create_topic_unchecked(name, config)
     }
 
@@ -443,6 +444,7 @@ impl Log {
     pub fn alter_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
         self.check_open()?;
         config.validate()?;
+        config.check_compression_available()?;
         let _meta = self.inner.metadata.lock();
         let old = self.topic(name)?;
         if config.partitions < old.config.partitions {

@@ -275,7 +275,7 @@ fn place(t: &Topic, topic: &str, explicit: Option<u32>, i: usize, r: &Record, ke
 fn encode(t: &Topic, topic: &str, p: u32, group: &[Record], now: i64) -> Result<(Vec<u8>, BatchHeader)> {
     let max = u64::from(t.config.max_record_bytes);
     let mut buf = Vec::with_capacity(size_hint(group));
-    let header = batch::encode_batch(&mut buf, 0, group, now).map_err(|e| match e {
+    let refused = |e: EncodeError| match e {
         EncodeError::TooLarge { size } => Error::RecordTooLarge {
             topic: topic.to_owned(),
             partition: p,
@@ -286,7 +286,9 @@ fn encode(t: &Topic, topic: &str, p: u32, group: &[Record], now: i64) -> Result<
             topic: topic.to_owned(),
             reason: other.to_string(),
         },
-    })?;
+    };
+    let header = batch::encode_batch(&mut buf, 0, group, now).map_err(refused)?;
+    let header = batch::compress_batch(&mut buf, 0, header, t.config.compression).map_err(refused)?;
     if buf.len() as u64 > max {
         return Err(Error::RecordTooLarge {
             topic: topic.to_owned(),

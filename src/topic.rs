@@ -19,7 +19,9 @@ use crate::limits::{TOPICS_MAX, TOPIC_NAME_BYTES_MAX};
 /// File name at the log root.
 pub(crate) const TOPICS_FILE: &str = "tidelog.topics";
 const MAGIC: [u8; 4] = *b"TLTP";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+/// Version 1 (before the compression setting) still decodes.
+const VERSION_1: u16 = 1;
 
 /// Checks a topic name a user may create (Kafka's rules, `__` reserved).
 pub(crate) fn validate_name(name: &str) -> Result<()> {
@@ -79,6 +81,7 @@ pub(crate) fn encode(topics: &[(&str, &TopicConfig)]) -> Vec<u8> {
         out.extend_from_slice(&c.min_compaction_lag_ms.to_be_bytes());
         out.extend_from_slice(&c.min_cleanable_dirty_ratio.to_bits().to_be_bytes());
         out.extend_from_slice(&c.max_record_bytes.to_be_bytes());
+        out.push(c.compression.codec());
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());
@@ -97,9 +100,11 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<(String, TopicConf
     if r.take(4) != Some(&MAGIC[..]) {
         return Err(bad("bad magic"));
     }
-    if r.u16() != Some(VERSION) {
+    let version = r.u16();
+    if version != Some(VERSION) && version != Some(VERSION_1) {
         return Err(bad("unknown version"));
     }
+    let with_compression = version == Some(VERSION);
     let count = r.u32().ok_or_else(|| bad("count"))? as usize;
     if count > TOPICS_MAX {
         return Err(bad("too many topics"));
@@ -135,6 +140,11 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<(String, TopicConf
                 min_compaction_lag_ms: r.u64()?,
                 min_cleanable_dirty_ratio: f64::from_bits(r.u64()?),
                 max_record_bytes: r.u32()?,
+                compression: if with_compression {
+                    crate::compression::Compression::from_codec(*r.take(1)?.first()?)?
+                } else {
+                    crate::compression::Compression::None
+                },
             })
         })()
         .ok_or_else(|| bad("truncated topic entry"))?;
