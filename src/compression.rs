@@ -255,4 +255,46 @@ mod tests {
             Err(CorruptReason::UnsupportedCompression { codec: 5 })
         ));
     }
+
+    /// Damaged streams (every codec's valid stream with bytes flipped, cut,
+    /// or replaced by noise) are errors or bounded output: never a panic,
+    /// never more than the limit.
+    #[test]
+    fn damaged_streams_never_panic_or_pass_the_limit() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 7) as u8).collect();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for c in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            if !c.is_available() {
+                continue;
+            }
+            let packed = compress(c, &data).unwrap();
+            for round in 0..300 {
+                let mut bad = packed.clone();
+                match round % 3 {
+                    0 => {
+                        for _ in 0..1 + next() % 4 {
+                            let at = (next() as usize) % bad.len();
+                            bad[at] ^= 1 << (next() % 8);
+                        }
+                    }
+                    1 => bad.truncate((next() as usize) % bad.len()),
+                    _ => bad = (0..(next() % 200)).map(|_| next() as u8).collect(),
+                }
+                if let Ok(out) = decompress(c.codec(), &bad, 50_000) {
+                    assert!(out.len() <= 50_000, "{c:?} round {round}");
+                }
+            }
+        }
+    }
 }
