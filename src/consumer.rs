@@ -131,6 +131,15 @@ impl Log {
         }
     }
 
+    /// The consumer groups with committed offsets, sorted.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn groups(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        Ok(self.inner.offsets.groups())
+    }
+
     /// Lag per partition of every topic the group committed on or is subscribed
     /// to, sorted; empty for an unknown group.
     ///

@@ -105,6 +105,14 @@ impl OffsetsStore {
         }
     }
 
+    /// Every group with a committed offset, sorted.
+    pub(crate) fn groups(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.map.lock().keys().map(|(g, _, _)| g.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Every (topic, partition) a group has committed on.
     pub(crate) fn partitions_of(&self, group: &str) -> Vec<(String, u32)> {
         let mut v: Vec<(String, u32)> = self
