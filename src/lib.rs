@@ -77,6 +77,7 @@ mod sabotage;
 mod segment;
 #[cfg(feature = "internals")]
 mod sim;
+mod table;
 mod topic;
 mod vfs;
 
@@ -91,6 +92,7 @@ pub use maintenance::MaintenanceReport;
 pub use partitioner::murmur2;
 pub use producer::{Producer, RecordMetadata, SendFuture};
 pub use record::{ConsumedRecord, Record};
+pub use table::Table;
 
 /// Building blocks below the public API (the batch codec is `tidelog::batch`), for benches and tests. Not stable:
 /// enabled by the non-default `internals` feature.
