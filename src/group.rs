@@ -66,6 +66,7 @@ impl Groups {
             None => g.members.push((member, topics)),
         }
         rebalance(g, partitions);
+        crate::observe::rebalanced(group, g.generation, g.members.len());
     }
 
     /// Removes `member` from `group` (if it was there); rebalances.
@@ -76,6 +77,7 @@ impl Groups {
             g.members.retain(|(m, _)| *m != member);
             if g.members.len() != before {
                 rebalance(g, partitions);
+                crate::observe::rebalanced(group, g.generation, g.members.len());
             }
             if g.members.is_empty() {
                 groups.remove(group);

@@ -36,6 +36,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
+#![warn(missing_docs)]
 // Some engine entry points (partition-level append, raw batch helpers) are
 // used only by benches and tests through the `internals` feature.
 #![cfg_attr(not(feature = "internals"), allow(dead_code))]
@@ -67,6 +68,7 @@ mod limits;
 mod log;
 mod maintenance;
 mod mmap;
+mod observe;
 mod offsets;
 mod partition;
 mod partitioner;

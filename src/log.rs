@@ -163,6 +163,7 @@ impl Log {
     }
 
     pub(crate) fn open_with(vfs: Arc<dyn Vfs>, dir: &Path, config: LogConfig) -> Result<Log> {
+        let opened_at = std::time::Instant::now();
         config.validate()?;
         vfs::create_dir_durable(&*vfs, dir)?;
         let Some(lock) = vfs.lock(&dir.join(LOCK_FILE))? else {
@@ -245,6 +246,17 @@ impl Log {
         }
         let log = Log { inner, user: true };
         log.load_offsets()?;
+        {
+            let topics = log.inner.topics.read();
+            let partitions = topics.values().map(|t| t.partitions.len()).sum();
+            crate::observe::opened(
+                dir,
+                topics.len(),
+                partitions,
+                log.inner.open_gauge.load(Ordering::Relaxed),
+                opened_at.elapsed().as_millis(),
+            );
+        }
         if let Some(every) = log.inner.config.maintenance_interval {
             let handle = crate::maintenance::spawn_periodic(
                 "tidelog-maintenance",
@@ -683,11 +695,11 @@ impl LogInner {
         };
         let target = self.open_budget - self.open_budget / 8;
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
-        for _sweep in 0..2 {
+        'sweeps: for _sweep in 0..2 {
             for t in &topics {
                 for p in &t.partitions {
                     if self.open_gauge.load(Ordering::Relaxed) <= target {
-                        return;
+                        break 'sweeps;
                     }
                     if Arc::ptr_eq(p, keep) || p.log.take_referenced() {
                         continue;
@@ -696,6 +708,7 @@ impl LogInner {
                 }
             }
         }
+        crate::observe::open_gauge(self.open_gauge.load(Ordering::Relaxed));
     }
 
     pub(crate) fn sync_all(&self) -> Result<()> {

@@ -42,7 +42,7 @@ impl Log {
                 // Compact-only topics lose segments only below their start offset.
                 Cleanup::Compact => (None, None),
             };
-            for p in &t.partitions {
+            for (index, p) in t.partitions.iter().enumerate() {
                 if p.log.is_fenced() {
                     continue;
                 }
@@ -68,6 +68,7 @@ impl Log {
                 });
                 match retained {
                     Ok(((segments, freed), (deleted, bytes, rolled))) => {
+                        crate::observe::maintained(&t.name, index as u32, deleted, segments, bytes + freed);
                         report.segments_compacted += segments;
                         report.segments_deleted += deleted;
                         report.bytes_reclaimed += bytes + freed;

@@ -748,7 +748,9 @@ impl PartitionLog {
             self.vfs.sync_dir(&self.dir)?;
             inner.segments.push(segment);
             inner.sync = (next_base, 0);
-            self.write_checkpoint(inner, None)
+            self.write_checkpoint(inner, None)?;
+            crate::observe::rolled(&self.dir, next_base);
+            Ok(())
         })();
         if let Err(e) = &result {
             inner.fenced = Some(format!("segment roll failed: {e}"));
@@ -776,10 +778,13 @@ impl PartitionLog {
             return Ok(());
         };
         let point = (active.base_offset(), active.size());
+        let started = crate::observe::start();
         if let Err(e) = active.sync() {
+            crate::observe::fsync_failed(&self.dir, &e);
             inner.fenced = Some(format!("fsync failed: {e}"));
             return Err(e);
         }
+        crate::observe::fsynced(started);
         if inner.sync != point {
             inner.sync = point;
             // Record the new sync point, so recovery treats these bytes as synced
@@ -816,8 +821,10 @@ impl PartitionLog {
                 inner.end_offset(),
             )
         };
+        let started = crate::observe::start();
         match file.sync_data() {
             Ok(()) => {
+                crate::observe::fsynced(started);
                 let mut inner = self.inner.write();
                 if point > inner.sync {
                     inner.sync = point;
@@ -825,6 +832,7 @@ impl PartitionLog {
                 Ok(end)
             }
             Err(e) => {
+                crate::observe::fsync_failed(&self.dir, &e);
                 self.inner.write().fenced = Some(format!("fsync failed: {e}"));
                 Err(e)
             }
@@ -1894,6 +1902,7 @@ impl PartitionLog {
         self.write_checkpoint(inner, None)?;
         self.sync_start_copy(inner)?;
         self.set_counted(inner, true);
+        crate::observe::recovered(&self.dir, &report);
         Ok(report)
     }
 

@@ -130,6 +130,7 @@ impl Producer {
         explicit: Option<u32>,
         record: Record,
     ) -> Result<(RecordMetadata, Pending)> {
+        let started = crate::observe::start();
         let t = self.topic_for_send(topic)?;
         let now = self.log.inner.config.clock.now_ms();
         let keyless = self.next_keyless.fetch_add(1, Ordering::Relaxed);
@@ -137,10 +138,12 @@ impl Producer {
         let part = self.log.partition(&t, p)?;
         let (mut buf, header) = encode(&t, topic, p, std::slice::from_ref(&record), now)?;
         self.log.check_open()?;
+        let bytes = buf.len() as u64;
         let appended = part
             .log
             .append_encoded(&mut buf, header)
             .map_err(|e| with_place(e, topic, p))?;
+        crate::observe::appended(topic, 1, bytes, started);
         let meta = RecordMetadata {
             partition: p,
             offset: appended.base_offset,
@@ -160,6 +163,7 @@ impl Producer {
         explicit: Option<u32>,
         records: Vec<Record>,
     ) -> Result<(Vec<RecordMetadata>, Vec<Pending>)> {
+        let started = crate::observe::start();
         let t = self.topic_for_send(topic)?;
         let now = self.log.inner.config.clock.now_ms();
         // Place and validate every record before writing anything.
@@ -206,8 +210,10 @@ impl Producer {
             records.len()
         ];
         let mut pending = Vec::with_capacity(encoded.len());
+        let mut appended_bytes = 0u64;
         for ((part, p, mut buf, header), (_, idx)) in encoded.into_iter().zip(&groups) {
             self.log.check_open()?;
+            appended_bytes += buf.len() as u64;
             let appended = part
                 .log
                 .append_encoded(&mut buf, header)
@@ -226,6 +232,7 @@ impl Producer {
                 next_offset: appended.last_offset + 1,
             });
         }
+        crate::observe::appended(topic, records.len() as u64, appended_bytes, started);
         Ok((metas, pending))
     }
 
