@@ -90,7 +90,7 @@ pub use config::{Cleanup, Durability, LogConfig, Offset, TopicConfig};
 pub use consumer::{Consumer, NextBatch, PartitionLag};
 pub use error::{CorruptReason, Error, Result};
 pub use log::{Fetched, Log, PartitionInfo, TopicInfo};
-pub use maintenance::MaintenanceReport;
+pub use maintenance::{MaintenanceReport, RetentionPreview};
 pub use partitioner::murmur2;
 pub use producer::{Producer, RecordMetadata, SendFuture};
 pub use record::{ConsumedRecord, Record};

@@ -23,7 +23,52 @@ pub struct MaintenanceReport {
     pub partitions_failed: u64,
 }
 
+/// What retention would delete from one partition now (see
+/// [`Log::retention_preview`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPreview {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// Whole segments retention would delete.
+    pub segments: u64,
+    /// Their `.log` bytes.
+    pub bytes: u64,
+}
+
 impl Log {
+    /// What the next maintenance pass's retention would delete, partition by
+    /// partition (those with something to delete), without deleting
+    /// anything: a dry run of the time and size rules. Compaction and the
+    /// roll of a quiet active segment are not previewed.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn retention_preview(&self) -> Result<Vec<RetentionPreview>> {
+        self.check_open()?;
+        let topics: Vec<_> = self.inner.topics.read().values().cloned().collect();
+        let mut out = Vec::new();
+        for t in topics {
+            let (retention_ms, retention_bytes) = match t.config.cleanup {
+                Cleanup::Delete | Cleanup::CompactDelete => (t.config.retention_ms, t.config.retention_bytes),
+                Cleanup::Compact => (None, None),
+            };
+            for (index, p) in t.partitions.iter().enumerate() {
+                let (segments, bytes) = p.log.retention_preview(retention_ms, retention_bytes);
+                if segments > 0 {
+                    out.push(RetentionPreview {
+                        topic: t.name.to_string(),
+                        partition: index as u32,
+                        segments,
+                        bytes,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Applies retention (time, size, and the start offsets moved by
     /// `delete_records`) and rolls segments past `segment_ms`, on every topic.
     ///

@@ -392,8 +392,12 @@ impl PartitionLog {
         // fstat each): a file changed from outside is recovered now, as the
         // clean path of recovery would find it.
         for seg in &segments {
-            let path = Segment::paths(&self.dir, seg.base_offset)[0].clone();
-            if !self.vfs.exists(&path)? || self.vfs.open(&path)?.len()? != seg.size {
+            let [log, index, time_index] = Segment::paths(&self.dir, seg.base_offset);
+            if !self.vfs.exists(&log)? || self.vfs.open(&log)?.len()? != seg.size {
+                return Ok(None);
+            }
+            // A missing index is rebuilt now, by recovery.
+            if !self.vfs.exists(&index)? || !self.vfs.exists(&time_index)? {
                 return Ok(None);
             }
         }
@@ -989,6 +993,37 @@ impl PartitionLog {
         }
         self.sync_start_copy(&mut inner)?;
         Ok(doomed)
+    }
+
+    /// What [`PartitionLog::apply_retention`] would delete now, without
+    /// deleting anything: (segments, `.log` bytes). Parked partitions are
+    /// judged from their summary.
+    pub fn retention_preview(&self, retention_ms: Option<u64>, retention_bytes: Option<u64>) -> (u64, u64) {
+        let now = self.clock.now_ms();
+        let inner = self.inner.read();
+        let facts: Vec<crate::retention::SegmentFacts> = match &inner.parked {
+            Some(parked) => parked
+                .summaries()
+                .iter()
+                .map(|s| crate::retention::SegmentFacts {
+                    next_offset: s.next_offset,
+                    size: s.size,
+                    max_timestamp: s.max_timestamp,
+                })
+                .collect(),
+            None => inner
+                .segments
+                .iter()
+                .map(|s| crate::retention::SegmentFacts {
+                    next_offset: s.next_offset(),
+                    size: s.size(),
+                    max_timestamp: s.max_timestamp(),
+                })
+                .collect(),
+        };
+        let n = crate::retention::segments_to_delete(&facts, now, retention_ms, retention_bytes);
+        let bytes = facts.iter().take(n).map(|f| f.size).sum();
+        (n as u64, bytes)
     }
 
     /// Applies retention by time and size (KAFKA.md §6) and rolls a quiet

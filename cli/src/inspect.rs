@@ -355,3 +355,23 @@ pub fn verify(dir: &Path) -> std::io::Result<Report> {
     bar.finish_and_clear();
     Ok(report)
 }
+
+/// Removes the `.index` and `.timeindex` of every segment but each
+/// partition's last (the active one, whose indexes recovery keeps); returns
+/// how many files went.
+pub fn remove_sealed_indexes(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for p in partition_dirs(dir)? {
+        let bases = segment_bases(&p)?;
+        for base in bases.iter().take(bases.len().saturating_sub(1)) {
+            for suffix in ["index", "timeindex"] {
+                let path = p.join(format!("{base:020}.{suffix}"));
+                if path.exists() {
+                    std::fs::remove_file(&path)?;
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}

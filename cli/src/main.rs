@@ -78,6 +78,22 @@ enum Command {
         #[arg(long)]
         create: bool,
     },
+    /// Run retention and compaction now (`--dry-run`: only say what
+    /// retention would delete).
+    Maintain {
+        /// The log directory.
+        dir: PathBuf,
+        /// Delete nothing: print, per partition, the segments and bytes
+        /// retention would delete.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Rebuild every sealed segment's `.index` and `.timeindex` from its log
+    /// (run while no process uses the log).
+    Reindex {
+        /// The log directory.
+        dir: PathBuf,
+    },
     /// List the consumer groups with committed offsets.
     Groups {
         /// The log directory.
@@ -241,6 +257,39 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             if std::io::stderr().is_terminal() {
                 eprintln!("produced {count} records to {topic}");
             }
+        }
+        Command::Maintain { dir, dry_run } => {
+            let log = open(&dir)?;
+            if dry_run {
+                writeln!(out, "topic\tpartition\tsegments\tbytes")?;
+                for p in log.retention_preview()? {
+                    writeln!(out, "{}\t{}\t{}\t{}", p.topic, p.partition, p.segments, p.bytes)?;
+                }
+            } else {
+                let r = log.run_maintenance()?;
+                writeln!(
+                    out,
+                    "segments deleted {}, compacted {}, rolled {}; {} bytes reclaimed; {} partitions failed",
+                    r.segments_deleted,
+                    r.segments_compacted,
+                    r.segments_rolled,
+                    r.bytes_reclaimed,
+                    r.partitions_failed
+                )?;
+            }
+            log.close()?;
+        }
+        Command::Reindex { dir } => {
+            // Hold the lock while checking the log can be opened, then
+            // remove the sealed segments' indexes: the next open rebuilds
+            // every missing index from its log.
+            let log = open(&dir)?;
+            log.close()?;
+            drop(log);
+            let removed = inspect::remove_sealed_indexes(&dir)?;
+            let log = open(&dir)?;
+            log.close()?;
+            writeln!(out, "rebuilt {removed} index files")?;
         }
         Command::Groups { dir } => {
             let log = open(&dir)?;
