@@ -181,6 +181,7 @@ impl Log {
                 Some(c) => end.saturating_sub(c),
                 None => end.saturating_sub(p.log.start_offset()),
             };
+            crate::observe::lag(group, &topic, partition, lag);
             rows.push(PartitionLag {
                 topic,
                 partition,

@@ -2,14 +2,17 @@
 //!
 //! An embedded, Kafka-style, partitioned commit log. A Rust service links it in
 //! and gets, inside its own process and with no broker to run, Kafka's log:
-//! append-only segment files holding Kafka's RecordBatch v2 bytes, a sparse
-//! offset index and a time index per segment, and crash recovery that never
-//! loses or invents a record.
+//! named topics split into partitions, append-only segment files holding
+//! Kafka's RecordBatch v2 bytes with a sparse offset index and a time index,
+//! retention by time and size, key compaction with tombstones, producers that
+//! partition by key, consumers and consumer groups with committed offsets, and
+//! crash recovery that never loses or invents an acknowledged record.
 //!
 //! The files are Kafka's, byte for byte: a partition folder written by tidelog
-//! decodes with any Kafka record decoder, and a Kafka-written (uncompressed)
-//! segment reads in tidelog. See `ARCHITECTURE.md` for the modules, the path of
-//! an append and of a read, and the on-disk format.
+//! decodes with any Kafka record decoder, and a Kafka-written segment
+//! (compressed with any of Kafka's codecs this build has) reads in tidelog.
+//! `ARCHITECTURE.md` describes the modules, the path of an append and of a
+//! read, and the on-disk format.
 //!
 //! ```
 //! use tidelog::{Log, LogConfig, Record, TopicConfig};
@@ -24,13 +27,47 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Durability (see [`Durability`]): `Os` (default) acknowledges once the bytes
-//! are in the kernel, so a process crash loses nothing acknowledged;
-//! `Interval(d)` adds a background fsync every `d`; `Always` acknowledges only
-//! after an fsync, shared by concurrent senders (group commit).
+//! ## A guide to the API
 //!
-//! Consumer groups and maintenance (retention, compaction) are being built on
-//! this next.
+//! - **Opening.** [`Log::open`] takes a directory (created if missing) and a
+//!   [`LogConfig`]; it locks the directory against other processes and
+//!   recovers what a crash left. [`Log`] is a cheap `Clone`; the last handle's
+//!   drop (or [`Log::close`]) releases the lock.
+//! - **Topics.** [`Log::create_topic`] with a [`TopicConfig`]: partitions,
+//!   segment size and age, retention by time and size, [`Cleanup`] (delete,
+//!   compact, or both), [`Compression`]. [`Log::describe`] reports offsets,
+//!   segments and bytes per partition.
+//! - **Writing.** [`Log::producer`] gives a [`Producer`]: `send` (keyed
+//!   records go where Kafka's partitioner puts them), `send_to` a partition,
+//!   `send_batch` (one atomic batch per partition), `send_async`. Each returns
+//!   [`RecordMetadata`] (partition, offset, timestamp).
+//! - **Durability.** [`Durability`]: `Os` (default) acknowledges once the
+//!   bytes are in the kernel, so a process crash loses nothing acknowledged;
+//!   `Interval(d)` adds a background fsync every `d`; `Always` acknowledges
+//!   only after an fsync, shared by concurrent senders (group commit).
+//! - **Reading.** [`Log::fetch`] returns owned, zero-copy records;
+//!   [`Log::fetch_each`] visits records borrowed from the mapped segment
+//!   without allocating (the fastest scan); [`Log::offset_for_timestamp`] is
+//!   Kafka's ListOffsets.
+//! - **Consuming.** [`Log::consumer`] gives a [`Consumer`] of a group:
+//!   `subscribe` (members of a group split the partitions, Kafka's range
+//!   assignment) or `assign`; blocking `poll` or the runtime-agnostic
+//!   `next_batch` future; `commit` (fsynced, stored as Kafka stores it, in
+//!   `__consumer_offsets`); `seek` by [`Offset`]; [`Log::group_lag`].
+//! - **Tables.** [`Log::table`] keeps the latest value per key of a
+//!   (compacted) topic, current as of every call.
+//! - **Maintenance.** A background thread (or [`Log::run_maintenance`])
+//!   applies retention and compaction; [`Log::delete_records`] moves a
+//!   partition's start; [`Log::retention_preview`] is a dry run.
+//! - **Many partitions.** [`LogConfig::max_open_partitions`] bounds the
+//!   partitions with open files; idle ones are parked and reopened on use.
+//! - **Errors.** Every failure is an [`Error`] naming what was wrong
+//!   (the path and position and a [`CorruptReason`] for bad bytes on disk);
+//!   nothing panics on bad input.
+//!
+//! Cargo features: `gzip`, `snappy`, `lz4` (default) and `zstd` for
+//! [`Compression`]; `tracing` and `metrics` for observability (events and
+//! measurements through those facades; nothing without them).
 
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

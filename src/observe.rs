@@ -10,7 +10,9 @@
 //! `tidelog_appended_bytes_total` (label `topic`),
 //! `tidelog_segments_deleted_total`, `tidelog_segments_compacted_total`,
 //! `tidelog_fsync_failures_total`; histograms `tidelog_append_seconds` and
-//! `tidelog_fsync_seconds`; gauge `tidelog_open_partitions`.
+//! `tidelog_fsync_seconds`; gauges `tidelog_open_partitions` and
+//! `tidelog_consumer_lag` (labels `group`, `topic`, `partition`; set when
+//! `Log::group_lag` computes it).
 
 #![cfg_attr(not(any(feature = "tracing", feature = "metrics")), allow(unused_variables))]
 
@@ -125,6 +127,19 @@ pub(crate) fn maintained(topic: &str, partition: u32, deleted: u64, compacted: u
         metrics::counter!("tidelog_segments_deleted_total").increment(deleted);
         metrics::counter!("tidelog_segments_compacted_total").increment(compacted);
     }
+}
+
+/// `Log::group_lag` computed a partition's lag.
+#[inline(always)]
+pub(crate) fn lag(group: &str, topic: &str, partition: u32, lag: u64) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!(
+        "tidelog_consumer_lag",
+        "group" => group.to_owned(),
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string()
+    )
+    .set(lag as f64);
 }
 
 /// A consumer group moved to a new generation.

@@ -72,6 +72,11 @@ fn events_and_metrics_describe_what_the_log_does() {
         c.subscribe(&["t"]).unwrap();
         log.flush().unwrap();
         log.run_maintenance().unwrap();
+        let mut billing = log.consumer("billing");
+        billing.assign(&[("t", 0)]).unwrap();
+        billing.commit_offsets(&[("t", 0, 100)]).unwrap();
+        log.group_lag("billing").unwrap();
+        drop(billing);
         drop(c);
         log.close().unwrap();
     });
@@ -124,4 +129,11 @@ fn events_and_metrics_describe_what_the_log_does() {
     );
     assert!(histogram("tidelog_fsync_seconds").unwrap_or(0) > 0);
     assert!(metrics.iter().any(|(n, _, _)| n == "tidelog_open_partitions"));
+    let lag = metrics.iter().find_map(|(n, l, v)| match v {
+        DebugValue::Gauge(g) if n == "tidelog_consumer_lag" && l.iter().any(|x| x == "group=billing") => {
+            Some(g.into_inner())
+        }
+        _ => None,
+    });
+    assert_eq!(lag, Some(10.0), "110 records, committed at 100");
 }
