@@ -307,9 +307,10 @@ pub fn read_header(buf: &[u8]) -> Result<Frame, DecodeError> {
 /// CRC-32C of bytes `[21, size)` (`CrcMismatch`); `records_count` between 0 and
 /// `BATCH_RECORDS_MAX` (`BadRecordCount`); `last_offset_delta` at least 0 and at least
 /// `records_count - 1` (`BadLastOffsetDelta`; fewer records than `last_offset_delta + 1`
-/// is compaction's doing, and 0 records are allowed). A compressed batch is accepted at
-/// that point: its records are a compressed stream. Otherwise every record is walked,
-/// without allocating: `records_count` must fit in the bytes (7 bytes a record at least,
+/// is compaction's doing, and 0 records are allowed). A compressed batch's records are
+/// decompressed first (`UnsupportedCompression` for a codec not in the build,
+/// `Decompression` for a bad stream or one expanding past the bound). Then every record
+/// is walked, without allocating: `records_count` must fit in the bytes (7 bytes a record at least,
 /// `BadRecordCount`); each record length at least 6 and inside the batch; varints at most
 /// 5 bytes (varlongs 10) and inside their record (`BadVarint`); base timestamp plus delta
 /// must not overflow (`TimestampOverflow`); offset deltas strictly rising from 0 up, at most
@@ -386,8 +387,8 @@ pub struct BatchRecord {
 /// validated but yield no records.
 ///
 /// # Errors
-/// Everything [`validate_batch`] returns; `UnsupportedCompression` (position 21) for a
-/// compressed batch; `OffsetOutOfOrder` (position 0) for a negative base offset. On error
+/// Everything [`validate_batch`] returns; `OffsetOutOfOrder` (position 0) for a negative
+/// base offset. A compressed batch is decompressed once; its records share that buffer. On error
 /// `out` holds what it held before.
 ///
 /// # Panics
@@ -657,7 +658,7 @@ pub enum EncodeError {
         field: &'static str,
     },
     /// A rewritten batch's record lies outside the batch's offsets, or records
-    /// are not in rising offset order, or the batch is compressed.
+    /// are not in rising offset order.
     #[error("record at offset {offset} cannot be written into this batch")]
     NotInBatch {
         /// The offending record's offset.
@@ -765,12 +766,14 @@ const DELETE_HORIZON_FLAG: i16 = 0x40;
 /// `delete_horizon`, attribute bit 6 is set and baseTimestamp holds the horizon
 /// (record timestamps are unchanged: their deltas are re-based). No survivors
 /// give Kafka's empty batch: a 61-byte header with recordsCount 0 and
-/// baseTimestamp −1, keeping the batch's offset range.
+/// baseTimestamp −1, keeping the batch's offset range. Survivors of a
+/// compressed batch are compressed again with its codec.
 ///
 /// # Errors
-/// `NotInBatch` for a record outside `[base, base + lastOffsetDelta]`, records
-/// out of order, or a compressed template; the size and field errors of
-/// [`encode_batch`]. On error nothing is appended to `out`.
+/// `NotInBatch` for a record outside `[base, base + lastOffsetDelta]` or
+/// records out of order; `Compression` when the template's codec is not in
+/// the build; the size and field errors of [`encode_batch`]. On error nothing
+/// is appended to `out`.
 pub fn encode_rewritten(
     out: &mut Vec<u8>,
     template: &BatchHeader,
@@ -778,7 +781,17 @@ pub fn encode_rewritten(
     delete_horizon: Option<i64>,
 ) -> Result<BatchHeader, EncodeError> {
     let start = out.len();
-    let result = rewrite_into(out, start, template, records, delete_horizon);
+    let result = rewrite_into(out, start, template, records, delete_horizon).and_then(|header| {
+        // A compressed batch's survivors are compressed with its codec again
+        // (Kafka's cleaner does the same); an empty batch has nothing to compress.
+        match crate::compression::Compression::from_codec(template.compression()) {
+            _ if records.is_empty() => Ok(header),
+            Some(codec) => compress_batch(out, start, header, codec),
+            None => Err(EncodeError::Compression {
+                reason: format!("unknown codec {}", template.compression()),
+            }),
+        }
+    });
     if result.is_err() {
         out.truncate(start);
     }
@@ -793,9 +806,6 @@ fn rewrite_into(
     delete_horizon: Option<i64>,
 ) -> Result<BatchHeader, EncodeError> {
     let base = u64::try_from(template.base_offset).map_err(|_| EncodeError::NotInBatch { offset: 0 })?;
-    if template.compression() != 0 {
-        return Err(EncodeError::NotInBatch { offset: base });
-    }
     let count = i32::try_from(records.len())
         .ok()
         .filter(|n| n.unsigned_abs() <= BATCH_RECORDS_MAX)
@@ -806,7 +816,8 @@ fn rewrite_into(
         (None, Some(first)) => first.timestamp,
         (None, None) => -1,
     };
-    let mut attributes = template.attributes & !DELETE_HORIZON_FLAG;
+    // Encoded uncompressed here; `encode_rewritten` compresses afterwards.
+    let mut attributes = template.attributes & !DELETE_HORIZON_FLAG & !COMPRESSION_MASK;
     if delete_horizon.is_some() {
         attributes |= DELETE_HORIZON_FLAG;
     }

@@ -198,9 +198,9 @@ pub(crate) fn rewrite_segment(seg: &Bytes, map: &OffsetMap, params: &CleanParams
     for (at, h) in batches(seg) {
         let slice = seg.slice(at..at + h.size());
         records.clear();
-        // Damaged, compressed or control batches are kept as they are.
-        let decodable =
-            h.compression() == 0 && !h.is_control() && batch::decode_batch(&slice, 0, &mut records).is_ok();
+        // Damaged or control batches are kept as they are; compressed ones
+        // are decompressed, and their survivors compressed again.
+        let decodable = !h.is_control() && batch::decode_batch(&slice, 0, &mut records).is_ok();
         let mut next = Kept {
             header: h,
             original: slice.clone(),

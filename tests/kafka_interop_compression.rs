@@ -222,3 +222,66 @@ fn a_compressed_topic_stores_compressed_batches_and_reads_them_back() {
         log.close().unwrap();
     }
 }
+
+/// Compaction of a compressed topic: superseded records go, the latest of
+/// every key stays, and the rewritten batches are compressed with the same
+/// codec.
+#[test]
+fn compressed_batches_are_compacted_and_stay_compressed() {
+    for (codec, _) in CODECS {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = Log::open(tmp.path(), LogConfig::default().maintenance_interval(None)).unwrap();
+        log.create_topic(
+            "c",
+            TopicConfig::default()
+                .cleanup(tidelog::Cleanup::Compact)
+                .compression(codec)
+                .segment_bytes(2048)
+                .min_cleanable_dirty_ratio(0.0),
+        )
+        .unwrap();
+        let p = log.producer();
+        for round in 0..20 {
+            let batch = (0..10)
+                .map(|k| {
+                    Record::new(format!("round {round} of key {k} {}", "y".repeat(40)))
+                        .with_key(format!("k{k}"))
+                })
+                .collect();
+            p.send_batch("c", batch).unwrap();
+        }
+        let before = log.describe("c").unwrap().partitions[0].size_bytes;
+        let report = log.run_maintenance().unwrap();
+        assert!(report.segments_compacted > 0, "{codec:?}: {report:?}");
+        let after = log.describe("c").unwrap().partitions[0].size_bytes;
+        assert!(after < before, "{codec:?}: {after} >= {before}");
+        let mut table = log.table("c").unwrap();
+        for k in 0..10 {
+            let v = table.get(format!("k{k}").as_bytes()).unwrap().unwrap();
+            assert!(
+                v.starts_with(format!("round 19 of key {k} ").as_bytes()),
+                "{codec:?}"
+            );
+        }
+        // Every batch with records in the partition still carries the codec.
+        let dir = tmp.path().join("c-0");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let bytes = std::fs::read(&path).unwrap();
+                let mut at = 0;
+                while at + 61 <= bytes.len() {
+                    let len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize + 12;
+                    let count = i32::from_be_bytes(bytes[at + 57..at + 61].try_into().unwrap());
+                    let attributes = i16::from_be_bytes(bytes[at + 21..at + 23].try_into().unwrap());
+                    if count > 0 {
+                        assert_eq!((attributes & 7) as u8, codec.codec(), "{codec:?} at {at}");
+                    }
+                    at += len;
+                }
+            }
+        }
+        drop(table);
+        log.close().unwrap();
+    }
+}
