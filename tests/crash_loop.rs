@@ -1,5 +1,7 @@
 //! RELIABILITY.md §3 S1, the kill -9 crash loop, over every write path at once,
-//! for each durability mode (`Os`, `Interval(5 ms)`, `Always`).
+//! for each durability mode (`Os`, `Interval(5 ms)`, `Always`); `Os` and
+//! `Always` run with an open-partition budget of 3, below the workload's
+//! partitions, so kills also land on parked and waking partitions.
 //!
 //! Method: [`crash_loop`] runs the three modes at once, each on its own
 //! directory and thread (the work is mostly waiting for fsyncs). Each re-runs
@@ -150,10 +152,16 @@ impl Mode {
 }
 
 fn log_config(mode: Mode, clock: &ManualClock) -> LogConfig {
-    LogConfig::default()
+    let config = LogConfig::default()
         .durability(mode.durability())
         .maintenance_interval(None)
-        .clock(Arc::new(clock.clone()))
+        .clock(Arc::new(clock.clone()));
+    match mode {
+        // Fewer open partitions than the workload uses: kills land while
+        // partitions are parked (with unsynced bytes, under Os) and woken.
+        Mode::Os | Mode::Always => config.max_open_partitions(3),
+        Mode::Interval => config,
+    }
 }
 
 /// The config of every topic the workload may create, by name.
