@@ -621,6 +621,7 @@ impl Log {
             visited: 0,
             last: None,
             scratch: crate::batch::VisitScratch::default(),
+            past_upper: false,
         };
         p.log
             .read_into(from, max, &mut visitor)

@@ -297,7 +297,7 @@ impl SegmentView {
                             expected = h.next_offset() as u64;
                             exact = true;
                             first_last = None;
-                            if out.count() >= max {
+                            if out.is_full(max) {
                                 out.truncate(max);
                                 return Ok(ViewRead::Full);
                             }
@@ -361,6 +361,11 @@ pub(crate) trait Collect {
     ) -> std::result::Result<(), batch::DecodeError>;
     /// Records held.
     fn count(&self) -> usize;
+    /// Whether the read is done: `max` records held, or nothing more may be
+    /// taken.
+    fn is_full(&self, max: usize) -> bool {
+        self.count() >= max
+    }
     /// Keeps the first `max` records.
     fn truncate(&mut self, max: usize);
 }
@@ -390,6 +395,8 @@ pub(crate) struct Visitor<'f, F> {
     pub(crate) visited: usize,
     pub(crate) last: Option<u64>,
     pub(crate) scratch: batch::VisitScratch,
+    /// A batch at or past `upper` was met: the read stops there.
+    pub(crate) past_upper: bool,
 }
 
 impl<F: FnMut(batch::RecordRef<'_>)> Collect for Visitor<'_, F> {
@@ -399,6 +406,11 @@ impl<F: FnMut(batch::RecordRef<'_>)> Collect for Visitor<'_, F> {
         min_offset: u64,
         max: usize,
     ) -> std::result::Result<(), batch::DecodeError> {
+        if batch::read_header(batch).is_ok_and(|f| matches!(f, batch::Frame::Batch(h) if h.base_offset >= 0 && h.base_offset as u64 >= self.upper)) {
+            // Not durable yet (`Always`): neither this batch nor any after it.
+            self.past_upper = true;
+            return Ok(());
+        }
         let (n, last) = batch::visit_batch(
             batch,
             min_offset,
@@ -413,6 +425,9 @@ impl<F: FnMut(batch::RecordRef<'_>)> Collect for Visitor<'_, F> {
     }
     fn count(&self) -> usize {
         self.visited
+    }
+    fn is_full(&self, max: usize) -> bool {
+        self.visited >= max || self.past_upper
     }
     fn truncate(&mut self, _max: usize) {}
 }
