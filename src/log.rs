@@ -789,6 +789,7 @@ fn open_topic(
     existing: Vec<Arc<Partition>>,
 ) -> Result<Topic> {
     let mut partitions = existing;
+    let budget = log_config.open_partitions_budget();
     for i in partitions.len() as u32..config.partitions {
         let pdir = dir.join(format!("{name}-{i}"));
         let (log, _report) = PartitionLog::open_counted(
@@ -811,7 +812,7 @@ fn open_topic(
         };
         // Over the open-partition budget (a topic of many partitions, or a
         // recovery), new partitions are parked as soon as they are ready.
-        if open_gauge.load(Ordering::Relaxed) > log_config.open_partitions_budget() {
+        if open_gauge.load(Ordering::Relaxed) > budget {
             log.park()?;
         }
         partitions.push(Arc::new(Partition {

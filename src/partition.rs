@@ -428,11 +428,6 @@ impl PartitionLog {
         self.referenced.swap(false, Ordering::Relaxed)
     }
 
-    /// Whether the partition's segments are closed until next use.
-    pub fn is_parked(&self) -> bool {
-        self.inner.read().parked.is_some()
-    }
-
     /// Closes the partition's files and maps until its next use, keeping its
     /// state in memory (nothing is written or synced, so this is cheap and
     /// changes no durability promise). `false`: not parked (already parked,
@@ -1001,26 +996,7 @@ impl PartitionLog {
     pub fn retention_preview(&self, retention_ms: Option<u64>, retention_bytes: Option<u64>) -> (u64, u64) {
         let now = self.clock.now_ms();
         let inner = self.inner.read();
-        let facts: Vec<crate::retention::SegmentFacts> = match &inner.parked {
-            Some(parked) => parked
-                .summaries()
-                .iter()
-                .map(|s| crate::retention::SegmentFacts {
-                    next_offset: s.next_offset,
-                    size: s.size,
-                    max_timestamp: s.max_timestamp,
-                })
-                .collect(),
-            None => inner
-                .segments
-                .iter()
-                .map(|s| crate::retention::SegmentFacts {
-                    next_offset: s.next_offset(),
-                    size: s.size(),
-                    max_timestamp: s.max_timestamp(),
-                })
-                .collect(),
-        };
+        let facts = inner.retention_facts();
         let n = crate::retention::segments_to_delete(&facts, now, retention_ms, retention_bytes);
         let bytes = facts.iter().take(n).map(|f| f.size).sum();
         (n as u64, bytes)
@@ -1041,18 +1017,10 @@ impl PartitionLog {
         let (cut, bytes, rolled) = {
             let mut inner = self.inner.write();
             inner.check_writable(&self.dir)?;
-            if let Some(parked) = &inner.parked {
+            if inner.parked.is_some() {
                 // A parked partition is woken only when its summary says
                 // retention has work there.
-                let facts: Vec<crate::retention::SegmentFacts> = parked
-                    .summaries()
-                    .iter()
-                    .map(|s| crate::retention::SegmentFacts {
-                        next_offset: s.next_offset,
-                        size: s.size,
-                        max_timestamp: s.max_timestamp,
-                    })
-                    .collect();
+                let facts = inner.retention_facts();
                 if crate::retention::segments_to_delete(&facts, now, retention_ms, retention_bytes) == 0 {
                     return Ok((0, 0, false));
                 }
@@ -1066,15 +1034,7 @@ impl PartitionLog {
             if roll {
                 self.roll_locked(&mut inner, now)?;
             }
-            let facts: Vec<crate::retention::SegmentFacts> = inner
-                .segments
-                .iter()
-                .map(|s| crate::retention::SegmentFacts {
-                    next_offset: s.next_offset(),
-                    size: s.size(),
-                    max_timestamp: s.max_timestamp(),
-                })
-                .collect();
+            let facts = inner.retention_facts();
             let n = crate::retention::segments_to_delete(&facts, now, retention_ms, retention_bytes);
             let cut = facts.get(..n).and_then(|f| f.last()).map(|f| f.next_offset);
             let bytes = facts.iter().take(n).map(|f| f.size).sum::<u64>();
@@ -2066,6 +2026,31 @@ impl Inner {
             None => self.segments.last().map(Segment::next_offset),
         }
         .unwrap_or(self.log_start_offset)
+    }
+
+    /// What retention needs of each segment: from the open segments, or from
+    /// the parked summary.
+    fn retention_facts(&self) -> Vec<crate::retention::SegmentFacts> {
+        match &self.parked {
+            Some(parked) => parked
+                .summaries()
+                .iter()
+                .map(|s| crate::retention::SegmentFacts {
+                    next_offset: s.next_offset,
+                    size: s.size,
+                    max_timestamp: s.max_timestamp,
+                })
+                .collect(),
+            None => self
+                .segments
+                .iter()
+                .map(|s| crate::retention::SegmentFacts {
+                    next_offset: s.next_offset(),
+                    size: s.size(),
+                    max_timestamp: s.max_timestamp(),
+                })
+                .collect(),
+        }
     }
 
     /// Parked with bytes of the active segment not yet fsynced.

@@ -152,6 +152,27 @@ proptest! {
     }
 }
 
+/// (file and position, codec bits, records count) of every batch stored in
+/// the `.log` files of partition directory `dir`, read from the bytes.
+fn stored_batches(dir: &std::path::Path) -> Vec<(String, u8, i32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let bytes = std::fs::read(&path).unwrap();
+            let mut at = 0;
+            while at + 61 <= bytes.len() {
+                let len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize + 12;
+                let attributes = i16::from_be_bytes(bytes[at + 21..at + 23].try_into().unwrap());
+                let count = i32::from_be_bytes(bytes[at + 57..at + 61].try_into().unwrap());
+                out.push((format!("{}:{at}", path.display()), (attributes & 7) as u8, count));
+                at += len;
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn a_compressed_topic_stores_compressed_batches_and_reads_them_back() {
     for (codec, _) in CODECS {
@@ -173,26 +194,11 @@ fn a_compressed_topic_stores_compressed_batches_and_reads_them_back() {
         }
         // Every stored batch carries the codec, and is smaller than its records.
         let dir = tmp.path().join("t-0");
-        let mut stored = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "log") {
-                let bytes = std::fs::read(&path).unwrap();
-                let mut at = 0;
-                while at + 61 <= bytes.len() {
-                    let len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize + 12;
-                    let attributes = i16::from_be_bytes(bytes[at + 21..at + 23].try_into().unwrap());
-                    assert_eq!(
-                        (attributes & 7) as u8,
-                        codec.codec(),
-                        "{codec:?} batch at {at} of {}",
-                        path.display()
-                    );
-                    at += len;
-                    stored += 1;
-                }
-            }
+        let batches = stored_batches(&dir);
+        for (at, codec_bits, _) in &batches {
+            assert_eq!(*codec_bits, codec.codec(), "{codec:?} batch at {at}");
         }
+        let stored = batches.len();
         assert_eq!(stored, 12, "{codec:?}: one batch per send_batch");
         let log = Log::open(tmp.path(), config()).unwrap();
         assert_eq!(
@@ -265,20 +271,9 @@ fn compressed_batches_are_compacted_and_stay_compressed() {
         }
         // Every batch with records in the partition still carries the codec.
         let dir = tmp.path().join("c-0");
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "log") {
-                let bytes = std::fs::read(&path).unwrap();
-                let mut at = 0;
-                while at + 61 <= bytes.len() {
-                    let len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize + 12;
-                    let count = i32::from_be_bytes(bytes[at + 57..at + 61].try_into().unwrap());
-                    let attributes = i16::from_be_bytes(bytes[at + 21..at + 23].try_into().unwrap());
-                    if count > 0 {
-                        assert_eq!((attributes & 7) as u8, codec.codec(), "{codec:?} at {at}");
-                    }
-                    at += len;
-                }
+        for (at, codec_bits, count) in stored_batches(&dir) {
+            if count > 0 {
+                assert_eq!(codec_bits, codec.codec(), "{codec:?} at {at}");
             }
         }
         drop(table);

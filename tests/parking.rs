@@ -33,9 +33,19 @@ struct Model {
 }
 
 impl Model {
+    /// The partition's start and end offsets.
+    fn range(&self, p: u32) -> (u64, u64) {
+        let end = self
+            .records
+            .get(&p)
+            .and_then(|r| r.keys().last())
+            .map_or(0, |o| o + 1);
+        (self.start.get(&p).copied().unwrap_or(0), end)
+    }
+
     fn check(&self, log: &Log, what: &str) {
         for p in 0..PARTITIONS {
-            let start = self.start.get(&p).copied().unwrap_or(0);
+            let (start, end) = self.range(p);
             let want: Vec<(u64, Vec<u8>)> = self
                 .records
                 .get(&p)
@@ -43,11 +53,6 @@ impl Model {
                 .unwrap_or_default();
             let info = log.describe("t").unwrap().partitions[p as usize].clone();
             assert_eq!(info.start_offset, start, "{what}: partition {p} start");
-            let end = self
-                .records
-                .get(&p)
-                .and_then(|r| r.keys().last())
-                .map_or(0, |o| o + 1);
             assert_eq!(info.end_offset, end, "{what}: partition {p} end");
             let mut got = Vec::new();
             let mut from = start;
@@ -112,12 +117,7 @@ fn parking_loses_nothing_across_appends_reads_retention_reopen_and_drop() {
             match rng.below(10) {
                 0..=5 => send(&log, &mut model, p, 1 + rng.below(20)),
                 6 | 7 => {
-                    let end = model
-                        .records
-                        .get(&p)
-                        .and_then(|r| r.keys().last())
-                        .map_or(0, |o| o + 1);
-                    let start = model.start.get(&p).copied().unwrap_or(0);
+                    let (start, end) = model.range(p);
                     if end > start {
                         let from = start + rng.below(end - start);
                         let got = log.fetch("t", p, from, 5).unwrap();
@@ -130,12 +130,7 @@ fn parking_loses_nothing_across_appends_reads_retention_reopen_and_drop() {
                     }
                 }
                 8 => {
-                    let end = model
-                        .records
-                        .get(&p)
-                        .and_then(|r| r.keys().last())
-                        .map_or(0, |o| o + 1);
-                    let start = model.start.get(&p).copied().unwrap_or(0);
+                    let (start, end) = model.range(p);
                     if end > start {
                         let to = start + rng.below(end - start + 1);
                         log.delete_records("t", p, to).unwrap();
